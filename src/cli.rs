@@ -1,0 +1,235 @@
+//! The command line: `serve` (the default), `check` and `simulate`.
+//!
+//! `check` and `simulate` load exactly what `serve` loads and run the same engine, so what
+//! a content team sees in the terminal is what a phone shows.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::config::{Config, Overrides, DEFAULT_CONFIG};
+use crate::gateway::{load_tenants, Gateway, Tenant};
+use crate::menu::{Diagnostic, Severity};
+use crate::message::{Hop, Inbound};
+use crate::server::{router, serve, shutdown_signal, AppState};
+use crate::session::{MemoryStore, RedisStore, Store};
+use crate::text;
+
+/// tamtam: SMS/USSD self-service gateway.
+#[derive(Debug, Parser)]
+#[command(name = "tamtam", version, about)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, env = "TAMTAM_CONFIG", default_value = DEFAULT_CONFIG, global = true)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Check the configuration and every menu; print each problem as file:screen: message.
+    Check,
+    /// Play a USSD session in the terminal, through the same engine as the gateway.
+    Simulate {
+        /// The code to dial, e.g. '*144#' or a direct dial '*144*3#'.
+        #[arg(long)]
+        service: String,
+        /// The caller's number.
+        #[arg(long, default_value = "+2250700000001")]
+        msisdn: String,
+    },
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => run_serve(&cli.config).await,
+        Command::Check => run_check(&cli.config),
+        Command::Simulate { service, msisdn } => run_simulate(&cli.config, &service, &msisdn).await,
+    }
+}
+
+/// Loads configuration and tenants, printing every problem; `None` when any is an error.
+fn load(path: &Path, overrides: &Overrides, print: impl Fn(&Diagnostic)) -> Option<(Config, Vec<Tenant>)> {
+    let config = match Config::from_file(path, overrides) {
+        Ok(c) => c,
+        Err(problems) => {
+            problems.iter().for_each(&print);
+            return None;
+        }
+    };
+    let (tenants, problems) = load_tenants(&config);
+    problems.iter().for_each(&print);
+    Some((config, tenants?))
+}
+
+async fn run_serve(path: &Path) -> ExitCode {
+    let print = |d: &Diagnostic| match d.severity {
+        Severity::Error => tracing::error!("{d}"),
+        Severity::Warning => tracing::warn!("{d}"),
+    };
+    let Some((config, tenants)) = load(path, &Overrides::from_env(), print) else {
+        tracing::error!("not starting: fix the problems above (`tamtam check` lists them)");
+        return ExitCode::FAILURE;
+    };
+    let store = match &config.redis_url {
+        Some(url) => match RedisStore::open(url, config.session.redis_timeout) {
+            Ok(r) => Store::Redis(r),
+            Err(e) => {
+                tracing::error!(cause = %e, "not starting");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Store::Memory(MemoryStore::new()),
+    };
+    if let Err(e) = store.ping().await {
+        tracing::warn!(cause = %e, "session store not reachable yet; /readyz says so until it is");
+    }
+    let listener = match tokio::net::TcpListener::bind(&config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %config.listen, cause = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let names: Vec<String> = tenants
+        .iter()
+        .map(|t| format!("{} {}", t.id, t.ussd_codes.join(",")))
+        .collect();
+    let gateway = Gateway::new(tenants, &config, store);
+    tracing::info!(
+        address = %addr,
+        store = gateway.store().kind(),
+        tenants = %names.join("; "),
+        "tamtam listening"
+    );
+    let state = Arc::new(AppState {
+        gateway,
+        max_body_bytes: config.max_body_bytes,
+    });
+    let app = router(state, &config.channels);
+    match serve(listener, app, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_check(path: &Path) -> ExitCode {
+    let mut errors = 0;
+    let mut warnings = 0;
+    let config = Config::from_file(path, &Overrides::default());
+    let (tenants, problems) = match &config {
+        Ok(c) => load_tenants(c),
+        Err(p) => (None, p.clone()),
+    };
+    for d in &problems {
+        match d.severity {
+            Severity::Error => errors += 1,
+            Severity::Warning => warnings += 1,
+        }
+        println!("{d}");
+    }
+    if let Some(tenants) = &tenants {
+        for t in tenants {
+            let screens = &t.menu.screens;
+            let long: Vec<String> = screens
+                .iter()
+                .filter_map(|s| {
+                    let n = s.static_pages()?.len();
+                    (n > 1).then(|| format!("{} ({n})", s.id))
+                })
+                .collect();
+            println!(
+                "{}: tenant {} ({}): {} screens; on several pages: {}",
+                t.menu.file,
+                t.id,
+                t.ussd_codes.join(", "),
+                screens.len(),
+                if long.is_empty() { "none".to_string() } else { long.join(", ") }
+            );
+        }
+    }
+    println!("{errors} error(s), {warnings} warning(s)");
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn run_simulate(path: &Path, service: &str, msisdn: &str) -> ExitCode {
+    let print = |d: &Diagnostic| eprintln!("{d}");
+    let Some((config, tenants)) = load(path, &Overrides::default(), print) else {
+        eprintln!("cannot simulate: fix the problems above");
+        return ExitCode::FAILURE;
+    };
+    let gateway = Gateway::new(tenants, &config, Store::Memory(MemoryStore::new()));
+    let Some((tenant, _)) = gateway.resolve(service) else {
+        eprintln!("no tenant answers {service}; configured codes:");
+        for t in gateway.tenants() {
+            eprintln!("  {} {}", t.id, t.ussd_codes.join(", "));
+        }
+        return ExitCode::FAILURE;
+    };
+    let limits = tenant.menu.limits;
+    let tenant_id = tenant.id.clone();
+    let msisdn = crate::message::normalize_msisdn(msisdn);
+    println!("Simulating {service} ({tenant_id}) for {msisdn}. Type your answers; an empty line or Ctrl-D hangs up.");
+    let mut inbound = Inbound {
+        session_id: "simulator".into(),
+        msisdn,
+        service_code: service.to_string(),
+        hop: Hop::Start,
+    };
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut seq = 1;
+    loop {
+        let (reply, _) = gateway.ussd("simulator", &inbound).await;
+        let m = text::measure(&reply.text);
+        let room = limits.for_encoding(m.encoding);
+        let rule = "─".repeat(40);
+        println!(
+            "┌─ {} · {}/{} {} ─",
+            if reply.end { "END" } else { "CON" },
+            m.units,
+            room,
+            m.encoding.as_str()
+        );
+        for line in reply.text.lines() {
+            println!("│ {line}");
+        }
+        println!("└{rule}");
+        if reply.end {
+            println!("(session ended)");
+            return ExitCode::SUCCESS;
+        }
+        print!("> ");
+        let _ = std::io::stdout().flush();
+        let line = match lines.next_line().await {
+            Ok(Some(l)) if !l.trim().is_empty() => l,
+            _ => {
+                println!("(hung up)");
+                return ExitCode::SUCCESS;
+            }
+        };
+        seq += 1;
+        inbound.hop = Hop::Answer {
+            text: line.trim().to_string(),
+            seq: Some(seq),
+        };
+    }
+}

@@ -1,0 +1,430 @@
+//! The gateway: one hop, end to end, without knowing HTTP or wire formats.
+//!
+//! `ussd` is the imperative shell around the pure engine: it picks the tenant from the
+//! service code, reads the session (one round trip), replays a retried hop, runs the
+//! engine, carries out its lookups, and writes the session back (one round trip). Every
+//! failure ends in a polite screen; nothing here panics on input.
+//!
+//! Stateless between requests: all conversation state is in the [`Store`], so any replica
+//! can serve any hop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{dial_parts, Config, SessionSettings, SourceConfig};
+use crate::data::{FileSource, Source};
+use crate::menu::{self, Diagnostic, LoadOptions, LookupOutcome, Menu, Severity, State, Step};
+use crate::message::{Hop, Inbound, Reply};
+use crate::session::{keys, ResumeRecord, SavedReply, SessionRecord, StateRecord, Store, Write};
+use crate::text::transliterate;
+
+/// Shown when a dialled code belongs to no tenant.
+pub const UNKNOWN_SERVICE: &str = "Ce code de service n'est pas disponible.";
+/// Shown when a non-initial hop names a session the store does not know.
+pub const EXPIRED: &str = "Votre session a expiré. Composez à nouveau le code du service.";
+
+/// Most lookups one hop may make (a guard; menus chain two or three at most).
+const MAX_LOOKUPS_PER_HOP: usize = 8;
+
+/// One organisation served by the gateway.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub menu: Menu,
+    pub sources: HashMap<String, Source>,
+    pub ussd_codes: Vec<String>,
+}
+
+/// How a hop went, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    End,
+    /// A retried hop, answered from the stored reply.
+    Replay,
+    UnknownService,
+    UnknownSession,
+    Released,
+    StoreDown,
+    TimedOut,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Continue => "continue",
+            Outcome::End => "end",
+            Outcome::Replay => "replay",
+            Outcome::UnknownService => "unknown_service",
+            Outcome::UnknownSession => "unknown_session",
+            Outcome::Released => "released",
+            Outcome::StoreDown => "store_down",
+            Outcome::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// Everything a hop needs, shared by all requests.
+#[derive(Debug)]
+pub struct Gateway {
+    tenants: Vec<Tenant>,
+    /// Service code parts (`144`, `144*5`) to tenant index.
+    by_code: HashMap<String, usize>,
+    store: Store,
+    session: SessionSettings,
+    hop_timeout: Duration,
+}
+
+/// Reads every tenant's menu and data files. Returns the tenants when nothing is wrong,
+/// and every problem found in any case.
+pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
+    let mut problems = Vec::new();
+    let mut tenants = Vec::new();
+    for t in &config.tenants {
+        let mut sources = HashMap::new();
+        for s in &t.sources {
+            match s {
+                SourceConfig::File { name, path } => match FileSource::from_path(path) {
+                    Ok(f) => {
+                        sources.insert(name.clone(), Source::File(Arc::new(f)));
+                    }
+                    Err(e) => problems.push(Diagnostic {
+                        severity: Severity::Error,
+                        file: path.display().to_string(),
+                        screen: None,
+                        message: format!("data source `{name}` of tenant {}: {e}", t.id),
+                    }),
+                },
+            }
+        }
+        let options = LoadOptions {
+            policy: t.ussd_text,
+            limits: t.ussd_limits,
+            sources: t
+                .sources
+                .iter()
+                .map(|s| {
+                    let fields = sources.get(s.name()).map(Source::fields).unwrap_or_default();
+                    (s.name().to_string(), fields)
+                })
+                .collect(),
+        };
+        let file = t.menu.display().to_string();
+        let (menu, diags) = match std::fs::read_to_string(&t.menu) {
+            Ok(text) => menu::load(&file, &text, &options),
+            Err(e) => (
+                None,
+                vec![Diagnostic {
+                    severity: Severity::Error,
+                    file: file.clone(),
+                    screen: None,
+                    message: format!("cannot read the menu of tenant {}: {e}", t.id),
+                }],
+            ),
+        };
+        problems.extend(diags);
+        if let Some(menu) = menu {
+            tenants.push(Tenant {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                menu,
+                sources,
+                ussd_codes: t.ussd_codes.clone(),
+            });
+        }
+    }
+    let ok = !problems.iter().any(|d| d.severity == Severity::Error);
+    (ok.then_some(tenants), problems)
+}
+
+impl Gateway {
+    pub fn new(tenants: Vec<Tenant>, config: &Config, store: Store) -> Gateway {
+        let mut by_code = HashMap::new();
+        for (i, t) in tenants.iter().enumerate() {
+            for code in &t.ussd_codes {
+                if let Some(parts) = dial_parts(code) {
+                    by_code.insert(parts.join("*"), i);
+                }
+            }
+        }
+        Gateway {
+            tenants,
+            by_code,
+            store,
+            session: config.session.clone(),
+            hop_timeout: config.hop_timeout,
+        }
+    }
+
+    pub fn tenants(&self) -> &[Tenant] {
+        &self.tenants
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The tenant of a dial string and the direct-dial inputs after its service code:
+    /// `*144*3*1#` gives the tenant of `*144#` and `["3", "1"]` (the longest configured code
+    /// wins, so `*144*5#` may belong to another tenant).
+    pub fn resolve(&self, dialled: &str) -> Option<(&Tenant, Vec<String>)> {
+        let parts = dial_parts(dialled)?;
+        (1..=parts.len()).rev().find_map(|n| {
+            let i = *self.by_code.get(&parts[..n].join("*"))?;
+            Some((
+                &self.tenants[i],
+                parts[n..].iter().map(|s| s.to_string()).collect(),
+            ))
+        })
+    }
+
+    /// Serves one USSD hop. Always answers; the outcome is for logs.
+    pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
+        let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
+            return (Reply::end(transliterate(UNKNOWN_SERVICE)), Outcome::UnknownService);
+        };
+        match tokio::time::timeout(self.hop_timeout, self.hop(tenant, prefill, dialect, inbound))
+            .await
+        {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::warn!(tenant = %tenant.id, "hop exceeded its time budget");
+                (Reply::end(tenant.menu.texts.unavailable.clone()), Outcome::TimedOut)
+            }
+        }
+    }
+
+    async fn hop(
+        &self,
+        tenant: &Tenant,
+        prefill: Vec<String>,
+        dialect: &str,
+        inbound: &Inbound,
+    ) -> (Reply, Outcome) {
+        let menu = &tenant.menu;
+        let prefix = &self.session.key_prefix;
+        let session_key = keys::session(prefix, &tenant.id, dialect, &inbound.session_id);
+        let resume_key = keys::resume(prefix, &tenant.id, &inbound.msisdn);
+        let resuming = !self.session.resume_window.is_zero();
+
+        // One read: the session, and on a possible start the subscriber's resumable state.
+        let maybe_start = matches!(inbound.hop, Hop::Start | Hop::Path(_));
+        let read: Vec<&str> = if maybe_start && resuming {
+            vec![&session_key, &resume_key]
+        } else {
+            vec![&session_key]
+        };
+        let values = match self.store.get(&read).await {
+            Ok(v) => v,
+            Err(e) => return self.store_down(tenant, e),
+        };
+        let mut values = values.into_iter();
+        let record = values.next().flatten().and_then(|b| SessionRecord::from_bytes(&b));
+        let resume = values.next().flatten().and_then(|b| ResumeRecord::from_bytes(&b));
+
+        let replay = |r: &SessionRecord| {
+            (
+                Reply {
+                    text: r.reply.text.clone(),
+                    end: r.reply.end,
+                },
+                Outcome::Replay,
+            )
+        };
+
+        // Decide what to run: a new session (with prefilled inputs) or inputs on a stored one.
+        let (mut state, inputs, seq, consumed) = match (&inbound.hop, record) {
+            (Hop::Release | Hop::Timeout, _) => {
+                let mut writes = vec![Write::Delete { key: session_key }];
+                if inbound.hop == Hop::Release {
+                    writes.push(Write::Delete { key: resume_key });
+                }
+                if let Err(e) = self.store.write(&writes).await {
+                    tracing::warn!(cause = %e, "could not delete a released session");
+                }
+                return (Reply::end(menu.texts.goodbye.clone()), Outcome::Released);
+            }
+            // A retried dial.
+            (Hop::Start, Some(r)) => return replay(&r),
+            (Hop::Start, None) => (None, prefill, None, 0),
+            (Hop::Path(path), record) => {
+                let parts: Vec<String> = if path.is_empty() {
+                    Vec::new()
+                } else {
+                    path.split('*').map(|p| p.trim().to_string()).collect()
+                };
+                let count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+                match record {
+                    // Nothing new since the last hop: a retry.
+                    Some(r) if count <= r.consumed || r.state.is_none() => return replay(&r),
+                    Some(r) => {
+                        let state = r.state.as_ref().map(|s| s.to_state(menu));
+                        let new = parts[r.consumed as usize..].to_vec();
+                        (state, new, None, count)
+                    }
+                    // A first hop, a direct dial sent as text, or a session this store lost
+                    // (restart of an in-memory gateway): replay the whole path from home.
+                    None => {
+                        let mut all = prefill;
+                        all.extend(parts);
+                        (None, all, None, count)
+                    }
+                }
+            }
+            (Hop::Answer { .. }, None) => {
+                return (Reply::end(transliterate(EXPIRED)), Outcome::UnknownSession)
+            }
+            (Hop::Answer { text, seq }, Some(r)) => {
+                let stale = matches!((seq, r.seq), (Some(new), Some(old)) if *new <= old);
+                if stale || r.state.is_none() {
+                    return replay(&r);
+                }
+                let state = r.state.as_ref().map(|s| s.to_state(menu));
+                (state, vec![text.clone()], *seq, r.consumed)
+            }
+        };
+
+        // Run the engine.
+        let msisdn = inbound.msisdn.as_str();
+        let mut step = match state.as_mut() {
+            Some(state) => {
+                let mut step = None;
+                for (i, input) in inputs.iter().enumerate() {
+                    if i + 1 < inputs.len() {
+                        state.pending.push_back(input.clone());
+                    } else {
+                        step = Some(menu::input(menu, state, msisdn, input));
+                    }
+                }
+                // No new input (cannot happen past the replay checks): show the screen again.
+                step.unwrap_or_else(|| menu::input(menu, state, msisdn, ""))
+            }
+            None => {
+                let offer = resume
+                    .filter(|r| r.session != inbound.session_id)
+                    .map(|r| r.state.to_state(menu));
+                let (s, step) = menu::start(menu, msisdn, inputs, offer);
+                state = Some(s);
+                step
+            }
+        };
+        let Some(mut state) = state else {
+            unreachable!("state is set on both branches above")
+        };
+        let mut lookups = 0;
+        let reply = loop {
+            match step {
+                Step::Show { text, end } => break Reply { text, end },
+                Step::Lookup(effect) => {
+                    lookups += 1;
+                    let outcome = if lookups > MAX_LOOKUPS_PER_HOP {
+                        LookupOutcome::Failed
+                    } else {
+                        self.lookup(tenant, &effect.source, &effect.key).await
+                    };
+                    step = menu::lookup_done(menu, &mut state, msisdn, outcome);
+                }
+            }
+        };
+
+        // One write: the session (or its final reply), and the resumable state.
+        let saved = SavedReply {
+            text: reply.text.clone(),
+            end: reply.end,
+        };
+        let mut writes = Vec::with_capacity(2);
+        if reply.end {
+            let record = SessionRecord {
+                v: crate::session::RECORD_VERSION,
+                state: None,
+                seq,
+                consumed,
+                reply: saved,
+            };
+            writes.push(Write::Set {
+                key: session_key,
+                value: record.to_bytes(),
+                ttl: self.session.ended_ttl,
+            });
+            if resuming {
+                writes.push(Write::Delete { key: resume_key });
+            }
+        } else {
+            let record = SessionRecord {
+                v: crate::session::RECORD_VERSION,
+                state: Some(StateRecord::from_state(&state, menu)),
+                seq,
+                consumed,
+                reply: saved,
+            };
+            writes.push(Write::Set {
+                key: session_key,
+                value: record.to_bytes(),
+                ttl: self.session.ttl,
+            });
+            if resuming {
+                writes.push(self.resume_write(resume_key, &state, menu, &inbound.session_id));
+            }
+        }
+        if let Err(e) = self.store.write(&writes).await {
+            return self.store_down(tenant, e);
+        }
+        let outcome = if reply.end {
+            Outcome::End
+        } else {
+            Outcome::Continue
+        };
+        (reply, outcome)
+    }
+
+    /// What to remember for "resume": the state under the resume question if it shows,
+    /// else the current state when it is past home; else nothing.
+    fn resume_write(&self, key: String, state: &State, menu: &Menu, session: &str) -> Write {
+        let target = match &state.resume {
+            Some(previous) => Some(previous.as_ref()),
+            None => state.worth_resuming(menu).then_some(state),
+        };
+        match target {
+            Some(s) => Write::Set {
+                key,
+                value: ResumeRecord {
+                    v: crate::session::RECORD_VERSION,
+                    session: session.to_string(),
+                    state: StateRecord::from_state(s, menu),
+                }
+                .to_bytes(),
+                ttl: self.session.resume_window,
+            },
+            None => Write::Delete { key },
+        }
+    }
+
+    async fn lookup(&self, tenant: &Tenant, source: &str, key: &str) -> LookupOutcome {
+        let Some(src) = tenant.sources.get(source) else {
+            tracing::error!(tenant = %tenant.id, source, "lookup on an unconfigured data source");
+            return LookupOutcome::Failed;
+        };
+        match tokio::time::timeout(self.hop_timeout / 2, src.lookup(key)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(tenant = %tenant.id, source, "data source too slow");
+                LookupOutcome::Failed
+            }
+        }
+    }
+
+    fn store_down(&self, tenant: &Tenant, e: crate::session::StoreError) -> (Reply, Outcome) {
+        tracing::error!(tenant = %tenant.id, cause = %e, "session store failed");
+        (
+            Reply::end(tenant.menu.texts.unavailable.clone()),
+            Outcome::StoreDown,
+        )
+    }
+
+    /// Checks the session store answers (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), crate::session::StoreError> {
+        self.store.ping().await
+    }
+}

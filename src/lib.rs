@@ -1,0 +1,26 @@
+//! tamtam: an SMS/USSD self-service gateway.
+//!
+//! A subscriber dials `*144#`; an aggregator posts the hop to one of our webhooks in its
+//! own dialect; tamtam answers with the next screen of a menu written as data.
+//!
+//! # Layout
+//! - [`text`]: GSM-7 / UCS-2 counting, transliteration, USSD screens, SMS segments.
+//! - [`menu`]: menus as data and the pure engine that walks them (no I/O).
+//! - [`adapters`]: the wire formats, one file per dialect, to and from [`message`].
+//! - [`session`]: the store contract (in memory, Redis) and the session record.
+//! - [`data`]: data sources for lookups (consumption).
+//! - [`gateway`]: one hop end to end: tenant, session, engine, lookups.
+//! - [`server`]: HTTP (axum), health and readiness.
+//! - [`config`]: `config/tamtam.toml`, checked.
+//! - [`cli`]: `serve`, `check`, `simulate`.
+
+pub mod adapters;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod gateway;
+pub mod menu;
+pub mod message;
+pub mod server;
+pub mod session;
+pub mod text;

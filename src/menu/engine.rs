@@ -1,0 +1,390 @@
+//! The state machine: one subscriber answer in, one screen (or one effect) out.
+//!
+//! Pure: the caller passes the caller's number, feeds back lookups it carried out, and
+//! stores the [`State`] between hops. Inputs queue up in [`State::pending`], which is how a
+//! direct dial (`*144*3*1#`) and a cumulative Africa's Talking path are replayed: as if
+//! typed one by one, pausing for each lookup on the way.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use super::model::{Kind, Menu, RouteCondition, ScreenId, BACK, HOME, MAX_ERRORS, MORE};
+use super::render::{paginate, Body};
+
+/// Most automatic moves (routers, silent lookups) one answer may cause: a guard against a
+/// menu whose routers loop.
+const MAX_AUTOMATIC_MOVES: usize = 32;
+/// Most screens remembered for "back".
+const MAX_HISTORY: usize = 32;
+
+/// Where a subscriber is in a menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    /// The current screen (always a displayed one between hops).
+    pub screen: ScreenId,
+    /// The page of the current screen.
+    pub page: u8,
+    /// Screens to go back to, most recent last.
+    pub history: Vec<ScreenId>,
+    /// Bad answers in a row on this screen.
+    pub errors: u8,
+    /// The last answer was wrong: the next display starts with the error line.
+    pub flash: bool,
+    /// Saved inputs and looked-up fields, by name.
+    pub vars: Vec<(String, String)>,
+    /// Inputs not yet applied.
+    pub pending: VecDeque<String>,
+    /// While the "resume or restart" question shows: where the dropped session was.
+    pub resume: Option<Box<State>>,
+}
+
+impl State {
+    /// A state on `screen` with nothing else.
+    pub fn at(screen: ScreenId) -> State {
+        State {
+            screen,
+            page: 0,
+            history: Vec::new(),
+            errors: 0,
+            flash: false,
+            vars: Vec::new(),
+            pending: VecDeque::new(),
+            resume: None,
+        }
+    }
+
+    /// The value of a variable.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set_var(&mut self, name: &str, value: String) {
+        match self.vars.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.vars.push((name.to_string(), value)),
+        }
+    }
+
+    /// True when there is something worth resuming: the subscriber went past home.
+    pub fn worth_resuming(&self, menu: &Menu) -> bool {
+        self.resume.is_none() && (self.screen != menu.home || self.page > 0)
+    }
+}
+
+/// What the caller must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Show this text; `end` when the session is over.
+    Show { text: String, end: bool },
+    /// Carry out a lookup and pass its outcome to [`lookup_done`].
+    Lookup(Effect),
+}
+
+/// A lookup for the caller to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effect {
+    /// The tenant's data source name.
+    pub source: String,
+    /// The record's key (the caller's number by default).
+    pub key: String,
+}
+
+/// The outcome of a lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupOutcome {
+    Found(Vec<(String, String)>),
+    Missing,
+    Failed,
+}
+
+enum Flow {
+    /// A displayed screen is current.
+    Shown,
+    Effect(Effect),
+    End(String),
+}
+
+/// Starts a session at home. `prefill` holds the inputs of a direct dial. `resume` is the
+/// state of a session that dropped mid-way: when given (and no prefill), the first screen
+/// asks whether to resume it.
+pub fn start(menu: &Menu, msisdn: &str, prefill: Vec<String>, resume: Option<State>) -> (State, Step) {
+    let mut state = State::at(menu.home);
+    if let Some(previous) = resume.filter(|_| prefill.is_empty()) {
+        state.resume = Some(Box::new(previous));
+        let step = show(menu, &mut state, msisdn);
+        return (state, step);
+    }
+    state.pending = prefill.into();
+    let step = match enter(menu, &mut state, msisdn, menu.home) {
+        Flow::Shown => drain(menu, &mut state, msisdn),
+        Flow::Effect(e) => Step::Lookup(e),
+        Flow::End(text) => Step::Show { text, end: true },
+    };
+    (state, step)
+}
+
+/// Applies one answer of the subscriber.
+pub fn input(menu: &Menu, state: &mut State, msisdn: &str, text: &str) -> Step {
+    state.pending.push_back(text.to_string());
+    drain(menu, state, msisdn)
+}
+
+/// Applies the outcome of the lookup the last [`Step::Lookup`] asked for.
+pub fn lookup_done(menu: &Menu, state: &mut State, msisdn: &str, outcome: LookupOutcome) -> Step {
+    let flow = match &menu.screen(state.screen).kind {
+        Kind::Lookup {
+            missing,
+            failed,
+            next,
+            ..
+        } => match outcome {
+            LookupOutcome::Found(fields) => {
+                for (k, v) in fields {
+                    state.set_var(&k, v);
+                }
+                match (&menu.screen(state.screen).body, next) {
+                    (None, Some(next)) => enter(menu, state, msisdn, *next),
+                    _ => Flow::Shown,
+                }
+            }
+            LookupOutcome::Missing => enter(menu, state, msisdn, *missing),
+            LookupOutcome::Failed => match failed {
+                Some(f) => enter(menu, state, msisdn, *f),
+                None => Flow::End(menu.texts.unavailable.clone()),
+            },
+        },
+        // Not waiting for a lookup: nothing to apply.
+        _ => Flow::Shown,
+    };
+    match flow {
+        Flow::Shown => drain(menu, state, msisdn),
+        Flow::Effect(e) => Step::Lookup(e),
+        Flow::End(text) => Step::Show { text, end: true },
+    }
+}
+
+/// Applies pending inputs until none is left, an effect is needed or the session ends.
+fn drain(menu: &Menu, state: &mut State, msisdn: &str) -> Step {
+    loop {
+        let (_, end) = display(menu, state, msisdn);
+        if end {
+            state.pending.clear();
+            return show(menu, state, msisdn);
+        }
+        let Some(answer) = state.pending.pop_front() else {
+            return show(menu, state, msisdn);
+        };
+        match apply(menu, state, msisdn, answer.trim()) {
+            Flow::Shown => {}
+            Flow::Effect(e) => return Step::Lookup(e),
+            Flow::End(text) => {
+                state.pending.clear();
+                return Step::Show { text, end: true };
+            }
+        }
+    }
+}
+
+/// Shows the current screen and clears the error flag.
+fn show(menu: &Menu, state: &mut State, msisdn: &str) -> Step {
+    let (text, end) = display(menu, state, msisdn);
+    state.flash = false;
+    Step::Show { text, end }
+}
+
+/// What the current state shows, and whether it ends the session.
+fn display(menu: &Menu, state: &State, msisdn: &str) -> (String, bool) {
+    let t = &menu.texts;
+    if state.resume.is_some() {
+        let question = format!(
+            "{}\n1. {}\n2. {}",
+            t.resume, t.resume_continue, t.resume_restart
+        );
+        return (with_flash(state.flash.then_some(&t.invalid_choice), question), false);
+    }
+    let screen = menu.screen(state.screen);
+    let pages = pages_of(menu, state, msisdn);
+    let p = usize::from(state.page).min(pages.len() - 1);
+    let last = p + 1 == pages.len();
+    let page = pages[p].clone();
+    let terminal = match &screen.kind {
+        Kind::Info => true,
+        Kind::Lookup { choices, .. } => choices.is_empty(),
+        _ => false,
+    };
+    let flash = state.flash.then(|| match &screen.kind {
+        Kind::Input { error, .. } => error,
+        _ => &t.invalid_choice,
+    });
+    (with_flash(flash, page), terminal && last)
+}
+
+fn with_flash(flash: Option<&String>, page: String) -> String {
+    match flash {
+        Some(f) => format!("{f}\n{page}"),
+        None => page,
+    }
+}
+
+/// The pages of the current screen: borrowed when static, rendered when dynamic.
+fn pages_of<'m>(menu: &'m Menu, state: &State, msisdn: &str) -> Cow<'m, [String]> {
+    match &menu.screen(state.screen).body {
+        Some(Body::Static(pages)) => Cow::Borrowed(&pages.normal),
+        Some(Body::Dynamic {
+            text,
+            choices,
+            layout,
+        }) => {
+            let body = text.render(|name| {
+                if name == "msisdn" {
+                    Some(msisdn)
+                } else {
+                    state.var(name)
+                }
+            });
+            let body = menu.policy.apply(&body);
+            match paginate(&body, choices, *layout, &menu.texts, menu.limits) {
+                Ok(pages) => Cow::Owned(pages.normal),
+                // Choices are checked at load, so this cannot happen; show the text anyway.
+                Err(_) => Cow::Owned(vec![body.into_owned()]),
+            }
+        }
+        None => Cow::Owned(vec![String::new()]),
+    }
+}
+
+/// Applies one answer to a displayed screen.
+fn apply(menu: &Menu, state: &mut State, msisdn: &str, answer: &str) -> Flow {
+    if let Some(previous) = state.resume.take() {
+        return match answer {
+            "1" => {
+                *state = State {
+                    pending: std::mem::take(&mut state.pending),
+                    ..*previous
+                };
+                Flow::Shown
+            }
+            "2" => {
+                let pending = std::mem::take(&mut state.pending);
+                *state = State::at(menu.home);
+                state.pending = pending;
+                enter(menu, state, msisdn, menu.home)
+            }
+            _ => {
+                state.resume = Some(previous);
+                invalid(menu, state, MAX_ERRORS)
+            }
+        };
+    }
+    if answer == HOME {
+        state.history.clear();
+        return enter(menu, state, msisdn, menu.home);
+    }
+    if answer == BACK {
+        if state.page > 0 {
+            state.page -= 1;
+            state.errors = 0;
+            return Flow::Shown;
+        }
+        if let Some(previous) = state.history.pop() {
+            return enter(menu, state, msisdn, previous);
+        }
+        // Back on the first page of home: stay, it is not an error worth counting.
+        return Flow::Shown;
+    }
+    if answer == MORE && usize::from(state.page) + 1 < pages_of(menu, state, msisdn).len() {
+        state.page += 1;
+        state.errors = 0;
+        return Flow::Shown;
+    }
+    let screen = menu.screen(state.screen);
+    match &screen.kind {
+        Kind::Menu { choices } | Kind::Lookup { choices, .. } if !choices.is_empty() => {
+            match answer.parse::<usize>() {
+                Ok(n) if (1..=choices.len()).contains(&n) && !answer.starts_with('0') => {
+                    let next = choices[n - 1];
+                    push_history(state);
+                    enter(menu, state, msisdn, next)
+                }
+                _ => invalid(menu, state, MAX_ERRORS),
+            }
+        }
+        Kind::Input {
+            regex,
+            retries,
+            save,
+            next,
+            ..
+        } => {
+            if regex.is_match(answer) {
+                state.set_var(save, answer.to_string());
+                push_history(state);
+                enter(menu, state, msisdn, *next)
+            } else {
+                invalid(menu, state, *retries)
+            }
+        }
+        _ => invalid(menu, state, MAX_ERRORS),
+    }
+}
+
+fn push_history(state: &mut State) {
+    if state.history.len() == MAX_HISTORY {
+        state.history.remove(0);
+    }
+    state.history.push(state.screen);
+}
+
+fn invalid(menu: &Menu, state: &mut State, allowed: u8) -> Flow {
+    state.errors = state.errors.saturating_add(1);
+    if state.errors >= allowed.max(1) {
+        return Flow::End(menu.texts.too_many_errors.clone());
+    }
+    state.flash = true;
+    Flow::Shown
+}
+
+/// Makes `id` current, following routers, and asks for a lookup when it is one.
+fn enter(menu: &Menu, state: &mut State, msisdn: &str, mut id: ScreenId) -> Flow {
+    for _ in 0..MAX_AUTOMATIC_MOVES {
+        state.screen = id;
+        state.page = 0;
+        state.errors = 0;
+        state.flash = false;
+        match &menu.screen(id).kind {
+            Kind::Router { routes, default } => {
+                id = routes
+                    .iter()
+                    .find(|r| holds(&r.condition, state, msisdn))
+                    .map_or(*default, |r| r.next);
+            }
+            Kind::Lookup { source, key, .. } => {
+                let key = key.render(|name| {
+                    if name == "msisdn" {
+                        Some(msisdn)
+                    } else {
+                        state.var(name)
+                    }
+                });
+                return Flow::Effect(Effect {
+                    source: source.clone(),
+                    key,
+                });
+            }
+            _ => return Flow::Shown,
+        }
+    }
+    tracing::warn!(menu = %menu.file, screen = %menu.screen(id).id, "routers loop; session ended");
+    Flow::End(menu.texts.unavailable.clone())
+}
+
+fn holds(condition: &RouteCondition, state: &State, msisdn: &str) -> bool {
+    match condition {
+        RouteCondition::Prefix(prefixes) => prefixes.iter().any(|p| msisdn.starts_with(p.as_str())),
+        RouteCondition::Matches(var, re) => state.var(var).is_some_and(|v| re.is_match(v)),
+        RouteCondition::Equals(var, value) => state.var(var) == Some(value.as_str()),
+    }
+}

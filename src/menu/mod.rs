@@ -1,0 +1,21 @@
+//! The menu engine: menus as data, and the pure state machine that walks them.
+//!
+//! **Invariant:** nothing in this module does I/O, is `async`, reads the clock or draws a
+//! random number. A step takes a [`State`] and an input and returns what to show, or an
+//! [`Effect`] (a data lookup) for the caller to carry out and feed back. The caller
+//! (`gateway`) owns sessions, data sources and time.
+//!
+//! - `model`: the compiled menu ([`Menu`], [`Screen`], [`Kind`]), built once at load.
+//! - `load`: TOML text to [`Menu`], reporting every problem as `file:screen: message`.
+//! - `render`: templates and pagination into USSD pages (through `crate::text`).
+//! - `engine`: [`State`], [`start`], [`input`], [`lookup_done`].
+
+mod engine;
+mod load;
+mod model;
+mod render;
+
+pub use engine::{input, lookup_done, start, Effect, LookupOutcome, State, Step};
+pub use load::{load, Diagnostic, LoadOptions, Severity};
+pub use model::{Kind, Menu, Route, RouteCondition, Screen, ScreenId, Texts};
+pub use render::Template;

@@ -1,0 +1,151 @@
+//! The compiled menu: screens by index, choices resolved, static pages pre-rendered.
+//!
+//! Built once by `load`; the hot path only indexes into it.
+
+use std::collections::HashMap;
+
+use regex::Regex;
+
+use super::render::{Body, Template};
+use crate::text::{TextPolicy, UssdLimits};
+
+/// Index of a screen in [`Menu::screens`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScreenId(pub u16);
+
+/// One tenant's menu, ready to serve.
+#[derive(Debug)]
+pub struct Menu {
+    /// The file it came from, for messages.
+    pub file: String,
+    pub screens: Vec<Screen>,
+    pub home: ScreenId,
+    pub texts: Texts,
+    pub policy: TextPolicy,
+    pub limits: UssdLimits,
+    pub(crate) index: HashMap<String, ScreenId>,
+}
+
+impl Menu {
+    /// The screen with this id.
+    pub fn screen(&self, id: ScreenId) -> &Screen {
+        &self.screens[usize::from(id.0)]
+    }
+
+    /// The screen named `name`, if the menu has one.
+    pub fn find(&self, name: &str) -> Option<ScreenId> {
+        self.index.get(name).copied()
+    }
+}
+
+/// One screen of a menu.
+#[derive(Debug)]
+pub struct Screen {
+    pub id: String,
+    pub kind: Kind,
+    /// What the screen shows; `None` for routers and silent lookups.
+    pub(crate) body: Option<Body>,
+}
+
+impl Screen {
+    /// Number of pages of a static screen (`None` when rendered at run time or not shown).
+    pub fn static_pages(&self) -> Option<&[String]> {
+        match &self.body {
+            Some(Body::Static(pages)) => Some(&pages.normal),
+            _ => None,
+        }
+    }
+}
+
+/// What a screen does with the subscriber's answer.
+#[derive(Debug)]
+pub enum Kind {
+    /// Numbered choices.
+    Menu { choices: Vec<ScreenId> },
+    /// Shows its text and ends the session.
+    Info,
+    /// Free text checked by a regex.
+    Input {
+        regex: Regex,
+        error: String,
+        retries: u8,
+        save: String,
+        next: ScreenId,
+    },
+    /// Fetches a record from a data source, then shows it or moves on silently.
+    Lookup {
+        source: String,
+        key: Template,
+        choices: Vec<ScreenId>,
+        missing: ScreenId,
+        failed: Option<ScreenId>,
+        next: Option<ScreenId>,
+    },
+    /// Branches at once on a condition.
+    Router {
+        routes: Vec<Route>,
+        default: ScreenId,
+    },
+}
+
+/// One branch of a router.
+#[derive(Debug)]
+pub struct Route {
+    pub condition: RouteCondition,
+    pub next: ScreenId,
+}
+
+/// The condition of a route.
+#[derive(Debug)]
+pub enum RouteCondition {
+    /// The caller's number starts with one of these.
+    Prefix(Vec<String>),
+    /// A variable matches a regex (anywhere in its value).
+    Matches(String, Regex),
+    /// A variable equals a value exactly.
+    Equals(String, String),
+}
+
+/// The built-in phrases of a tenant, already passed through its text policy.
+#[derive(Debug, Clone)]
+pub struct Texts {
+    pub invalid_choice: String,
+    pub too_many_errors: String,
+    pub more: String,
+    pub back: String,
+    pub home_label: String,
+    pub resume: String,
+    pub resume_continue: String,
+    pub resume_restart: String,
+    pub goodbye: String,
+    pub unavailable: String,
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Texts {
+            invalid_choice: "Choix invalide.".into(),
+            too_many_errors: "Trop d'erreurs. Composez à nouveau le code pour recommencer."
+                .into(),
+            more: "Suite".into(),
+            back: "Retour".into(),
+            home_label: "Accueil".into(),
+            resume: "Vous n'aviez pas terminé.".into(),
+            resume_continue: "Reprendre".into(),
+            resume_restart: "Recommencer".into(),
+            goodbye: "Au revoir.".into(),
+            unavailable: "Service momentanément indisponible. Réessayez plus tard.".into(),
+        }
+    }
+}
+
+/// Number of bad answers in a row after which a session ends, unless a screen says otherwise.
+pub const MAX_ERRORS: u8 = 3;
+/// The input that shows the next page.
+pub const MORE: &str = "98";
+/// The input that goes back.
+pub const BACK: &str = "0";
+/// The input that goes home.
+pub const HOME: &str = "00";
+/// Most choices a screen may have (98 is the next-page key).
+pub const MAX_CHOICES: usize = 97;

@@ -1,0 +1,439 @@
+//! Templates and pagination: from a screen's text and choices to USSD pages.
+//!
+//! A page never splits a choice or a word. Each page but the last ends with `98. Suite`;
+//! every page that waits for an answer keeps room for the "invalid choice" line, so the
+//! error screen always fits too. All measuring goes through `crate::text`.
+
+use std::ops::Range;
+
+use super::model::{Texts, BACK, HOME, MORE};
+use crate::text::{self, Encoding, TextPolicy, UssdLimits};
+
+/// A text with `{name}` placeholders, parsed once at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Var(String),
+}
+
+impl Template {
+    /// Parses `{name}` placeholders; `{{` and `}}` are literal braces.
+    pub fn parse(s: &str) -> Result<Template, String> {
+        let mut segments = Vec::new();
+        let mut literal = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) if c.is_ascii_alphanumeric() || c == '_' => name.push(c),
+                            Some(c) => {
+                                return Err(format!(
+                                    "placeholder {{{name}{c}… may hold only letters, digits and _ (write {{{{ for a literal brace)"
+                                ))
+                            }
+                            None => return Err(format!("placeholder {{{name} is not closed")),
+                        }
+                    }
+                    if name.is_empty() {
+                        return Err("empty placeholder {}".into());
+                    }
+                    if !literal.is_empty() {
+                        segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                    }
+                    segments.push(Segment::Var(name));
+                }
+                '}' => return Err("lone } (write }} for a literal brace)".into()),
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() || segments.is_empty() {
+            segments.push(Segment::Literal(literal));
+        }
+        Ok(Template { segments })
+    }
+
+    /// True when the template has no placeholder.
+    pub fn is_static(&self) -> bool {
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_)))
+    }
+
+    /// The placeholder names, in order.
+    pub fn vars(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Var(v) => Some(v.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
+    /// Fills the placeholders; an unknown one renders empty.
+    pub fn render<'v>(&self, value: impl Fn(&str) -> Option<&'v str>) -> String {
+        let mut out = String::new();
+        for s in &self.segments {
+            match s {
+                Segment::Literal(l) => out.push_str(l),
+                Segment::Var(v) => {
+                    if let Some(val) = value(v) {
+                        out.push_str(val)
+                    } else {
+                        tracing::debug!(placeholder = %v, "template placeholder has no value");
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The template's text when it is static.
+    pub fn as_static(&self) -> Option<&str> {
+        match self.segments.as_slice() {
+            [Segment::Literal(l)] => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// What a displayed screen shows.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Rendered once at load.
+    Static(Pages),
+    /// Rendered at each display (placeholders).
+    Dynamic {
+        text: Template,
+        choices: Vec<String>,
+        layout: LayoutKind,
+    },
+}
+
+/// The pages of a screen.
+#[derive(Debug, Clone)]
+pub(crate) struct Pages {
+    pub normal: Vec<String>,
+}
+
+/// Whether the last page of a screen ends the session, and whether it is the home screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LayoutKind {
+    /// The last page ends the session (info screens, lookups without choices).
+    pub terminal: bool,
+    /// Home shows no "back / home" line on its first page.
+    pub home: bool,
+}
+
+/// Splits a screen into pages. Fails only when a single choice cannot fit on a page.
+pub(crate) fn paginate(
+    body: &str,
+    choices: &[String],
+    kind: LayoutKind,
+    texts: &Texts,
+    limits: UssdLimits,
+) -> Result<Pages, String> {
+    let more_line = format!("{MORE}. {}", texts.more);
+    let nav_line = format!("{BACK}. {} {HOME}. {}", texts.back, texts.home_label);
+
+    let mut lines: Vec<String> = Vec::new();
+    for line in body.lines() {
+        lines.push(line.trim_end().to_string());
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let first_choice = lines.len();
+    for (i, label) in choices.iter().enumerate() {
+        lines.push(format!("{}. {}", i + 1, label));
+    }
+
+    let all = lines.join("\n") + &more_line + &nav_line + &texts.invalid_choice;
+    let encoding = text::measure(&all).encoding;
+    let room = limits.for_encoding(encoding);
+    let units = |s: &str| text::units_in(s, encoding);
+    let reserve_error = units(&texts.invalid_choice) + 1;
+    let nav_cost = units(&nav_line) + 1;
+    let more_cost = units(&more_line) + 1;
+
+    // Room for content on a page that waits for an answer and on the last page.
+    let waiting_room = |nav: bool| {
+        room.saturating_sub(reserve_error + if nav { nav_cost } else { 0 })
+    };
+    let last_room = |nav: bool| {
+        if kind.terminal {
+            room
+        } else {
+            waiting_room(nav)
+        }
+    };
+    let middle_room = |page: usize| {
+        waiting_room(!kind.home || page > 0).saturating_sub(more_cost)
+    };
+
+    // Wrap text lines to the smallest room a page can have; choices stay whole.
+    let min_room = middle_room(0).min(middle_room(1));
+    let mut items: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i >= first_choice {
+            if units(line) > min_room {
+                return Err(format!(
+                    "choice {} is too long to fit on a page ({} characters, at most {min_room})",
+                    i - first_choice + 1,
+                    units(line)
+                ));
+            }
+            items.push(line.clone());
+        } else if units(line) > min_room {
+            items.extend(text::wrap(line, min_room, encoding));
+        } else {
+            items.push(line.clone());
+        }
+    }
+
+    let cost = |r: Range<usize>, items: &[String]| -> usize {
+        let n = r.len();
+        items[r].iter().map(|s| units(s)).sum::<usize>() + n.saturating_sub(1)
+    };
+
+    let mut pages: Vec<Range<usize>> = Vec::new();
+    let mut i = 0;
+    loop {
+        // Skip blank lines at the top of a page after the first.
+        while !pages.is_empty() && i < items.len() && items[i].is_empty() {
+            i += 1;
+        }
+        let page = pages.len();
+        let nav = !kind.home || page > 0;
+        if cost(i..items.len(), &items) <= last_room(nav) {
+            pages.push(i..items.len());
+            break;
+        }
+        let budget = middle_room(page);
+        let mut j = i;
+        let mut used = 0;
+        while j < items.len() {
+            let add = units(&items[j]) + usize::from(j > i);
+            if used + add > budget {
+                break;
+            }
+            used += add;
+            j += 1;
+        }
+        if j == i {
+            j = i + 1;
+        }
+        pages.push(i..j);
+        i = j;
+    }
+
+    let count = pages.len();
+    let normal = pages
+        .into_iter()
+        .enumerate()
+        .map(|(p, r)| {
+            let last = p + 1 == count;
+            let mut page = items[r]
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !last {
+                push_line(&mut page, &more_line);
+            }
+            let ends = last && kind.terminal;
+            if !ends && (!kind.home || p > 0) {
+                push_line(&mut page, &nav_line);
+            }
+            page
+        })
+        .collect();
+    Ok(Pages { normal })
+}
+
+fn push_line(page: &mut String, line: &str) {
+    if !page.is_empty() {
+        page.push('\n');
+    }
+    page.push_str(line);
+}
+
+/// Applies the policy to a text, then checks one screen holds it.
+pub(crate) fn fit_check(s: &str, limits: UssdLimits) -> Result<(), String> {
+    let m = text::measure(s);
+    let room = limits.for_encoding(m.encoding);
+    if m.units > room {
+        Err(format!(
+            "{} characters in {}, a screen holds {room}",
+            m.units,
+            m.encoding.as_str()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The encoding a page travels in.
+pub(crate) fn page_encoding(s: &str) -> Encoding {
+    text::measure(s).encoding
+}
+
+/// Applies a policy, owning the result.
+pub(crate) fn policy_owned(policy: TextPolicy, s: &str) -> String {
+    policy.apply(s).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts() -> Texts {
+        Texts::default()
+    }
+
+    #[test]
+    fn template_parses_and_renders() {
+        let t = Template::parse("Crédit {credit} F, {{brut}}").unwrap();
+        assert!(!t.is_static());
+        assert_eq!(t.vars().collect::<Vec<_>>(), ["credit"]);
+        let out = t.render(|v| (v == "credit").then_some("1 500"));
+        assert_eq!(out, "Crédit 1 500 F, {brut}");
+        assert!(Template::parse("a {b").is_err());
+        assert!(Template::parse("a {b c}").is_err());
+        assert!(Template::parse("a }").is_err());
+        assert!(Template::parse("{}").is_err());
+        assert_eq!(Template::parse("").unwrap().as_static(), Some(""));
+    }
+
+    #[test]
+    fn short_menu_is_one_page_with_nav() {
+        let pages = paginate(
+            "Titre",
+            &["Un".into(), "Deux".into()],
+            LayoutKind {
+                terminal: false,
+                home: false,
+            },
+            &texts(),
+            UssdLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(pages.normal, ["Titre\n1. Un\n2. Deux\n0. Retour 00. Accueil"]);
+    }
+
+    #[test]
+    fn long_menu_splits_between_choices_and_every_page_fits() {
+        let choices: Vec<String> = (0..20)
+            .map(|i| format!("Un choix assez long numéro {i}"))
+            .collect();
+        let limits = UssdLimits::default();
+        let t = texts();
+        let pages = paginate(
+            "Choisissez",
+            &choices,
+            LayoutKind {
+                terminal: false,
+                home: true,
+            },
+            &t,
+            limits,
+        )
+        .unwrap();
+        assert!(pages.normal.len() > 2);
+        let all = pages.normal.join("\n");
+        for (i, c) in choices.iter().enumerate() {
+            assert!(all.contains(&format!("{}. {c}", i + 1)), "choice {i} kept whole");
+        }
+        for (p, page) in pages.normal.iter().enumerate() {
+            let with_error = format!("{}\n{page}", t.invalid_choice);
+            assert!(limits.fits(&with_error), "page {p} with error fits: {with_error:?}");
+            assert_eq!(page.ends_with("98. Suite") || page.contains("98. Suite\n"), p + 1 < pages.normal.len());
+        }
+        assert!(!pages.normal[0].contains("00. Accueil"), "home's first page has no nav");
+        assert!(pages.normal[1].contains("00. Accueil"));
+    }
+
+    #[test]
+    fn long_info_splits_between_words_and_last_page_ends() {
+        let word = "information";
+        let body = vec![word; 60].join(" ");
+        let limits = UssdLimits::default();
+        let pages = paginate(
+            &body,
+            &[],
+            LayoutKind {
+                terminal: true,
+                home: false,
+            },
+            &texts(),
+            limits,
+        )
+        .unwrap();
+        assert!(pages.normal.len() >= 4);
+        let mut words = 0;
+        for (p, page) in pages.normal.iter().enumerate() {
+            assert!(limits.fits(page));
+            let last = p + 1 == pages.normal.len();
+            assert_eq!(page.contains("98. Suite"), !last);
+            assert_eq!(page.contains("00. Accueil"), !last);
+            for line in page.lines().filter(|l| !l.starts_with("98.") && !l.starts_with("0.")) {
+                for w in line.split(' ') {
+                    assert_eq!(w, word, "words are never cut");
+                    words += 1;
+                }
+            }
+        }
+        assert_eq!(words, 60);
+    }
+
+    #[test]
+    fn too_long_choice_is_reported() {
+        let err = paginate(
+            "",
+            &["x".repeat(200)],
+            LayoutKind {
+                terminal: false,
+                home: false,
+            },
+            &texts(),
+            UssdLimits::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("choice 1"), "{err}");
+    }
+
+    #[test]
+    fn ucs2_screen_uses_the_smaller_room() {
+        let body = "ç ".repeat(60);
+        let limits = UssdLimits::default();
+        let pages = paginate(
+            &body,
+            &[],
+            LayoutKind {
+                terminal: true,
+                home: false,
+            },
+            &texts(),
+            limits,
+        )
+        .unwrap();
+        assert!(pages.normal.len() >= 2);
+        for page in &pages.normal {
+            assert!(text::units_in(page, Encoding::Ucs2) <= 80, "{page:?}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The internal vocabulary every dialect converts to and from.
+//!
+//! Adapters turn a webhook into an [`Inbound`]; the gateway answers with a [`Reply`];
+//! adapters render it back. No serde here: wire forms belong to the adapters.
+
+/// One USSD hop, whatever the aggregator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The aggregator's session id.
+    pub session_id: String,
+    /// The subscriber's number, normalised (`+2250700000001` when the country is known).
+    pub msisdn: String,
+    /// What was dialled: `*144#`, or a direct dial such as `*144*3#`.
+    pub service_code: String,
+    pub hop: Hop,
+}
+
+/// What the subscriber did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    /// Dialled the service code (Hubtel `initiation`, JSON `start`).
+    Start,
+    /// The whole path typed so far, `*`-separated (Africa's Talking); empty on the dial.
+    Path(String),
+    /// One answer (Hubtel `response`, JSON `input`), with the aggregator's sequence number.
+    Answer { text: String, seq: Option<u64> },
+    /// Hung up (Hubtel `release`, JSON `end`).
+    Release,
+    /// The aggregator gave up waiting for us (Hubtel `timeout`): the session is gone, but
+    /// the subscriber may dial again and resume.
+    Timeout,
+}
+
+/// What to show the subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    /// The session is over after this screen.
+    pub end: bool,
+}
+
+impl Reply {
+    pub fn end(text: impl Into<String>) -> Reply {
+        Reply {
+            text: text.into(),
+            end: true,
+        }
+    }
+}
+
+/// Masks a number for logs: `+2250700000001` becomes `+225*******01`. Logs at INFO and
+/// above never carry a raw MSISDN.
+pub fn mask_msisdn(msisdn: &str) -> String {
+    let chars: Vec<char> = msisdn.chars().collect();
+    let n = chars.len();
+    if n <= 6 {
+        return "*".repeat(n);
+    }
+    let head = if chars[0] == '+' { 4 } else { 3 };
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < head || i >= n - 2 { *c } else { '*' })
+        .collect()
+}
+
+/// Normalises a subscriber number: spaces and dashes dropped, `00` becomes `+`, and a
+/// number of 8 digits or more without a leading `0` gains a `+` (Hubtel sends
+/// `233246912184`). A national number (leading `0`) is kept as sent.
+pub fn normalize_msisdn(raw: &str) -> String {
+    let compact: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    if let Some(rest) = compact.strip_prefix("00") {
+        return format!("+{rest}");
+    }
+    if !compact.starts_with('+')
+        && !compact.starts_with('0')
+        && compact.len() >= 8
+        && compact.chars().all(|c| c.is_ascii_digit())
+    {
+        return format!("+{compact}");
+    }
+    compact
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msisdns_are_masked() {
+        assert_eq!(mask_msisdn("+2250700000001"), "+225********01");
+        assert_eq!(mask_msisdn("687700123"), "687****23");
+        assert_eq!(mask_msisdn("1234"), "****");
+    }
+
+    #[test]
+    fn msisdns_are_normalised() {
+        assert_eq!(normalize_msisdn("+225 07 00 00 00 01"), "+2250700000001");
+        assert_eq!(normalize_msisdn("002250700000001"), "+2250700000001");
+        assert_eq!(normalize_msisdn("233246912184"), "+233246912184");
+        assert_eq!(normalize_msisdn("0700000001"), "0700000001");
+        assert_eq!(normalize_msisdn("+687700123"), "+687700123");
+    }
+}
