@@ -57,7 +57,11 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Loads configuration and tenants, printing every problem; `None` when any is an error.
-fn load(path: &Path, overrides: &Overrides, print: impl Fn(&Diagnostic)) -> Option<(Config, Vec<Tenant>)> {
+fn load(
+    path: &Path,
+    overrides: &Overrides,
+    print: impl Fn(&Diagnostic),
+) -> Option<(Config, Vec<Tenant>)> {
     let config = match Config::from_file(path, overrides) {
         Ok(c) => c,
         Err(problems) => {
@@ -99,7 +103,10 @@ async fn run_serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let names: Vec<String> = tenants
         .iter()
         .map(|t| format!("{} {}", t.id, t.ussd_codes.join(",")))
@@ -159,7 +166,11 @@ fn run_check(path: &Path) -> ExitCode {
                 t.id,
                 t.ussd_codes.join(", "),
                 screens.len(),
-                if long.is_empty() { "none".to_string() } else { long.join(", ") }
+                if long.is_empty() {
+                    "none".to_string()
+                } else {
+                    long.join(", ")
+                }
             );
         }
     }

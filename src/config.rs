@@ -159,7 +159,11 @@ pub struct Overrides {
 impl Overrides {
     /// Reads `TAMTAM_LISTEN` and `TAMTAM_REDIS_URL`; an empty value counts as unset.
     pub fn from_env() -> Overrides {
-        let var = |k| std::env::var(k).ok().filter(|v: &String| !v.trim().is_empty());
+        let var = |k| {
+            std::env::var(k)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
         Overrides {
             listen: var("TAMTAM_LISTEN"),
             redis_url: var("TAMTAM_REDIS_URL"),
@@ -265,7 +269,10 @@ impl Config {
             error(Some("session"), "`ttl_secs` must be at least 1".into());
         }
         if session.ended_ttl.is_zero() {
-            error(Some("session"), "`ended_ttl_secs` must be at least 1".into());
+            error(
+                Some("session"),
+                "`ended_ttl_secs` must be at least 1".into(),
+            );
         }
 
         let mut channels = Vec::new();
@@ -375,7 +382,10 @@ impl Config {
                     ),
                     (other, _) => error(
                         Some(&section),
-                        format!("data source `{}`: unknown kind `{other}` (expected file)", s.name),
+                        format!(
+                            "data source `{}`: unknown kind `{other}` (expected file)",
+                            s.name
+                        ),
                     ),
                 }
             }
@@ -444,8 +454,8 @@ ussd_codes = ["*1#"]
 name = "conso"
 kind = "ldap"
 "#;
-        let problems = Config::parse("t.toml", text, Path::new("."), &Overrides::default())
-            .unwrap_err();
+        let problems =
+            Config::parse("t.toml", text, Path::new("."), &Overrides::default()).unwrap_err();
         let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
         for needle in [
             "nowhere",
@@ -455,7 +465,10 @@ kind = "ldap"
             "*1# already belongs to tenant A",
             "unknown kind `ldap`",
         ] {
-            assert!(all.iter().any(|p| p.contains(needle)), "{needle} in {all:#?}");
+            assert!(
+                all.iter().any(|p| p.contains(needle)),
+                "{needle} in {all:#?}"
+            );
         }
         assert!(all.iter().all(|p| p.starts_with("t.toml:")), "{all:#?}");
     }

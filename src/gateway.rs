@@ -106,7 +106,10 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                 .sources
                 .iter()
                 .map(|s| {
-                    let fields = sources.get(s.name()).map(Source::fields).unwrap_or_default();
+                    let fields = sources
+                        .get(s.name())
+                        .map(Source::fields)
+                        .unwrap_or_default();
                     (s.name().to_string(), fields)
                 })
                 .collect(),
@@ -183,15 +186,24 @@ impl Gateway {
     /// Serves one USSD hop. Always answers; the outcome is for logs.
     pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
         let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
-            return (Reply::end(transliterate(UNKNOWN_SERVICE)), Outcome::UnknownService);
+            return (
+                Reply::end(transliterate(UNKNOWN_SERVICE)),
+                Outcome::UnknownService,
+            );
         };
-        match tokio::time::timeout(self.hop_timeout, self.hop(tenant, prefill, dialect, inbound))
-            .await
+        match tokio::time::timeout(
+            self.hop_timeout,
+            self.hop(tenant, prefill, dialect, inbound),
+        )
+        .await
         {
             Ok(done) => done,
             Err(_) => {
                 tracing::warn!(tenant = %tenant.id, "hop exceeded its time budget");
-                (Reply::end(tenant.menu.texts.unavailable.clone()), Outcome::TimedOut)
+                (
+                    Reply::end(tenant.menu.texts.unavailable.clone()),
+                    Outcome::TimedOut,
+                )
             }
         }
     }
@@ -221,8 +233,14 @@ impl Gateway {
             Err(e) => return self.store_down(tenant, e),
         };
         let mut values = values.into_iter();
-        let record = values.next().flatten().and_then(|b| SessionRecord::from_bytes(&b));
-        let resume = values.next().flatten().and_then(|b| ResumeRecord::from_bytes(&b));
+        let record = values
+            .next()
+            .flatten()
+            .and_then(|b| SessionRecord::from_bytes(&b));
+        let resume = values
+            .next()
+            .flatten()
+            .and_then(|b| ResumeRecord::from_bytes(&b));
 
         let replay = |r: &SessionRecord| {
             (

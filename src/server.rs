@@ -37,9 +37,7 @@ pub fn router(state: Arc<AppState>, channels: &[Channel]) -> Router {
         let dialect = channel.dialect;
         router = router.route(
             &channel.path,
-            any(move |State(state): State<Arc<AppState>>, req: Request| {
-                ussd(state, dialect, req)
-            }),
+            any(move |State(state): State<Arc<AppState>>, req: Request| ussd(state, dialect, req)),
         );
     }
     router
@@ -94,9 +92,7 @@ async fn ussd(state: Arc<AppState>, dialect: Dialect, req: Request) -> Response 
     into_response(dialect.render(&reply, &inbound.session_id))
 }
 
-fn error_chain<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = String> + 'a {
+fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = String> + 'a {
     std::iter::successors(Some(e), |e| e.source()).map(ToString::to_string)
 }
 
@@ -107,11 +103,21 @@ fn reject(dialect: Dialect, err: &AdapterError) -> Response {
 
 fn into_response(raw: RawResponse) -> Response {
     let status = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, raw.content_type)], Body::from(raw.body)).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, raw.content_type)],
+        Body::from(raw.body),
+    )
+        .into_response()
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

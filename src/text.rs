@@ -315,7 +315,8 @@ mod tests {
     #[test]
     fn gsm7_table_pitfalls() {
         // In the basic table.
-        for c in "@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!\"#¤%&'()*+,-./:;<=>?¡ÄÖÑÜ§¿äöñüà".chars() {
+        for c in "@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!\"#¤%&'()*+,-./:;<=>?¡ÄÖÑÜ§¿äöñüà".chars()
+        {
             assert_eq!(gsm7_cost(c), Some(1), "{c:?} is basic GSM-7");
         }
         // In the extension table: two septets each.
@@ -370,7 +371,9 @@ mod tests {
             assert_eq!(transliterate(input), *expected, "{input:?}");
         }
         assert!(matches!(transliterate("déjà"), Cow::Borrowed(_)));
-        assert!(is_gsm7(&transliterate("Reçu, hôtel, maïs, Noël, œuvre, où")));
+        assert!(is_gsm7(&transliterate(
+            "Reçu, hôtel, maïs, Noël, œuvre, où"
+        )));
     }
 
     #[test]
@@ -395,7 +398,10 @@ mod tests {
                 assert!(units_in(p, Encoding::Gsm7) <= budget, "{p:?} > {budget}");
             }
         }
-        assert_eq!(wrap("abcdefghij", 4, Encoding::Gsm7), ["abcd", "efgh", "ij"]);
+        assert_eq!(
+            wrap("abcdefghij", 4, Encoding::Gsm7),
+            ["abcd", "efgh", "ij"]
+        );
         assert_eq!(wrap("", 4, Encoding::Gsm7), [""]);
         // Extension characters count two septets.
         assert_eq!(wrap("[[ ab", 4, Encoding::Gsm7), ["[[", "ab"]);
@@ -411,17 +417,37 @@ mod tests {
             ("€".repeat(80), Encoding::Gsm7, 1),
             ("€".repeat(81), Encoding::Gsm7, 2),
             // 152 septets then an escape pair: the pair may not be split, so it starts part 2.
-            (format!("{}€{}", "a".repeat(152), "a".repeat(10)), Encoding::Gsm7, 2),
-            (format!("{}€{}", "a".repeat(152), "a".repeat(151)), Encoding::Gsm7, 2),
-            (format!("{}€{}", "a".repeat(152), "a".repeat(152)), Encoding::Gsm7, 3),
+            (
+                format!("{}€{}", "a".repeat(152), "a".repeat(10)),
+                Encoding::Gsm7,
+                2,
+            ),
+            (
+                format!("{}€{}", "a".repeat(152), "a".repeat(151)),
+                Encoding::Gsm7,
+                2,
+            ),
+            (
+                format!("{}€{}", "a".repeat(152), "a".repeat(152)),
+                Encoding::Gsm7,
+                3,
+            ),
             ("ç".repeat(70), Encoding::Ucs2, 1),
             ("ç".repeat(71), Encoding::Ucs2, 2),
             ("ç".repeat(134), Encoding::Ucs2, 2),
             ("ç".repeat(135), Encoding::Ucs2, 3),
             // 66 code units then an emoji (a surrogate pair) that may not be split.
             (format!("{}😀", "ç".repeat(66)), Encoding::Ucs2, 1),
-            (format!("{}😀a", "ç".repeat(66) + &"ç".repeat(2)), Encoding::Ucs2, 2),
-            (format!("{}😀{}", "ç".repeat(66), "ç".repeat(10)), Encoding::Ucs2, 2),
+            (
+                format!("{}😀a", "ç".repeat(66) + &"ç".repeat(2)),
+                Encoding::Ucs2,
+                2,
+            ),
+            (
+                format!("{}😀{}", "ç".repeat(66), "ç".repeat(10)),
+                Encoding::Ucs2,
+                2,
+            ),
             (String::new(), Encoding::Gsm7, 1),
         ];
         for (s, enc, count) in table {

@@ -69,7 +69,14 @@ mod tests {
 
     #[test]
     fn replies_start_with_con_or_end() {
-        assert_eq!(render(&Reply { text: "Menu".into(), end: false }).body, "CON Menu");
+        assert_eq!(
+            render(&Reply {
+                text: "Menu".into(),
+                end: false
+            })
+            .body,
+            "CON Menu"
+        );
         assert_eq!(render(&Reply::end("Merci")).body, "END Merci");
     }
 }

@@ -54,10 +54,16 @@ pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
             field: "Sequence",
             reason: "must be a whole number".into(),
         })?),
-        Some(Value::String(s)) => Some(s.trim().parse::<u64>().map_err(|_| AdapterError::InvalidField {
-            field: "Sequence",
-            reason: format!("`{s}` is not a whole number"),
-        })?),
+        Some(Value::String(s)) => {
+            Some(
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| AdapterError::InvalidField {
+                        field: "Sequence",
+                        reason: format!("`{s}` is not a whole number"),
+                    })?,
+            )
+        }
         Some(_) => {
             return Err(AdapterError::InvalidField {
                 field: "Sequence",
@@ -155,7 +161,10 @@ mod tests {
 
     #[test]
     fn replies_are_response_or_release() {
-        let r = render(&Reply { text: "Menu".into(), end: false });
+        let r = render(&Reply {
+            text: "Menu".into(),
+            end: false,
+        });
         assert_eq!(r.body, r#"{"Message":"Menu","Type":"Response"}"#);
         let r = render(&Reply::end("Fin"));
         assert!(r.body.contains(r#""Type":"Release""#));

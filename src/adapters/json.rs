@@ -33,10 +33,11 @@ pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
     let session_id = required(req.session_id.as_deref(), "session_id")?.to_string();
     let msisdn = normalize_msisdn(required(req.msisdn.as_deref(), "msisdn")?);
     let service_code = required(req.service_code.as_deref(), "service_code")?.to_string();
-    let kind = req
-        .kind
-        .as_deref()
-        .unwrap_or(if req.input.is_some() { "input" } else { "start" });
+    let kind = req.kind.as_deref().unwrap_or(if req.input.is_some() {
+        "input"
+    } else {
+        "start"
+    });
     let hop = match kind {
         "start" => Hop::Start,
         "input" => Hop::Answer {
@@ -100,12 +101,23 @@ mod tests {
 
     #[test]
     fn start_and_input_are_inferred() {
-        let i = parse(br#"{"session_id":"a","msisdn":"+2250700000001","service_code":"*144*3#"}"#).unwrap();
+        let i = parse(br#"{"session_id":"a","msisdn":"+2250700000001","service_code":"*144*3#"}"#)
+            .unwrap();
         assert_eq!(i.hop, Hop::Start);
         assert_eq!(i.service_code, "*144*3#");
-        let i = parse(br#"{"session_id":"a","msisdn":"+1","service_code":"*144#","input":"2","seq":4}"#).unwrap();
-        assert_eq!(i.hop, Hop::Answer { text: "2".into(), seq: Some(4) });
-        let i = parse(br#"{"session_id":"a","msisdn":"+1","service_code":"*144#","type":"end"}"#).unwrap();
+        let i = parse(
+            br#"{"session_id":"a","msisdn":"+1","service_code":"*144#","input":"2","seq":4}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            i.hop,
+            Hop::Answer {
+                text: "2".into(),
+                seq: Some(4)
+            }
+        );
+        let i = parse(br#"{"session_id":"a","msisdn":"+1","service_code":"*144#","type":"end"}"#)
+            .unwrap();
         assert_eq!(i.hop, Hop::Release);
     }
 

@@ -127,7 +127,9 @@ impl AdapterError {
     pub fn to_subscriber(&self) -> String {
         let detail = match self {
             AdapterError::MissingField(f) => format!("champ {f} manquant"),
-            AdapterError::InvalidField { field, reason } => format!("champ {field} invalide ({reason})"),
+            AdapterError::InvalidField { field, reason } => {
+                format!("champ {field} invalide ({reason})")
+            }
             AdapterError::Malformed(m) => format!("format illisible ({m})"),
             AdapterError::TooLarge(n) => format!("corps de plus de {n} octets"),
             AdapterError::NotUtf8 => "texte non UTF-8".to_string(),

@@ -110,7 +110,12 @@ enum Flow {
 /// Starts a session at home. `prefill` holds the inputs of a direct dial. `resume` is the
 /// state of a session that dropped mid-way: when given (and no prefill), the first screen
 /// asks whether to resume it.
-pub fn start(menu: &Menu, msisdn: &str, prefill: Vec<String>, resume: Option<State>) -> (State, Step) {
+pub fn start(
+    menu: &Menu,
+    msisdn: &str,
+    prefill: Vec<String>,
+    resume: Option<State>,
+) -> (State, Step) {
     let mut state = State::at(menu.home);
     if let Some(previous) = resume.filter(|_| prefill.is_empty()) {
         state.resume = Some(Box::new(previous));
@@ -203,7 +208,10 @@ fn display(menu: &Menu, state: &State, msisdn: &str) -> (String, bool) {
             "{}\n1. {}\n2. {}",
             t.resume, t.resume_continue, t.resume_restart
         );
-        return (with_flash(state.flash.then_some(&t.invalid_choice), question), false);
+        return (
+            with_flash(state.flash.then_some(&t.invalid_choice), question),
+            false,
+        );
     }
     let screen = menu.screen(state.screen);
     let pages = pages_of(menu, state, msisdn);
@@ -215,7 +223,7 @@ fn display(menu: &Menu, state: &State, msisdn: &str) -> (String, bool) {
         Kind::Lookup { choices, .. } => choices.is_empty(),
         _ => false,
     };
-    let flash = state.flash.then(|| match &screen.kind {
+    let flash = state.flash.then_some(match &screen.kind {
         Kind::Input { error, .. } => error,
         _ => &t.invalid_choice,
     });

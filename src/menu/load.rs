@@ -154,13 +154,20 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
     let table: toml::Table = match toml::from_str(toml_text) {
         Ok(t) => t,
         Err(e) => {
-            report.push(Severity::Error, None, format!("invalid TOML: {}", e.message()));
+            report.push(
+                Severity::Error,
+                None,
+                format!("invalid TOML: {}", e.message()),
+            );
             return None;
         }
     };
     for key in table.keys() {
         if !matches!(key.as_str(), "menu" | "texts" | "screens") {
-            report.error(key, "unknown section (expected [menu], [texts] or [screens.<id>])");
+            report.error(
+                key,
+                "unknown section (expected [menu], [texts] or [screens.<id>])",
+            );
         }
     }
     let header: Option<RawHeader> = match table.get("menu") {
@@ -170,7 +177,10 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
             .map_err(|e: toml::de::Error| report.error("menu", e.message().to_string()))
             .ok(),
         None => {
-            report.error("menu", "missing [menu] section with `home = \"<screen id>\"`");
+            report.error(
+                "menu",
+                "missing [menu] section with `home = \"<screen id>\"`",
+            );
             None
         }
     };
@@ -189,7 +199,10 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         return None;
     };
     let Some(screens_table) = screens_value.as_table() else {
-        report.error("screens", "`screens` must be a table of [screens.<id>] sections");
+        report.error(
+            "screens",
+            "`screens` must be a table of [screens.<id>] sections",
+        );
         return None;
     };
 
@@ -255,7 +268,10 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
     }
     let screens: Vec<Screen> = screens.into_iter().flatten().collect();
     check_reachable(&screens, home, report);
-    if matches!(screens[usize::from(home.0)].kind, Kind::Router { .. } | Kind::Lookup { .. }) {
+    if matches!(
+        screens[usize::from(home.0)].kind,
+        Kind::Router { .. } | Kind::Lookup { .. }
+    ) {
         report.warn(
             &screens[usize::from(home.0)].id,
             "home is a router or lookup: `0`/`00` will run it again",
@@ -319,7 +335,10 @@ impl Ctx<'_> {
         match self.index.get(name) {
             Some(t) => Some(*t),
             None => {
-                report.error(id, format!("`{field}` names screen `{name}`, which does not exist"));
+                report.error(
+                    id,
+                    format!("`{field}` names screen `{name}`, which does not exist"),
+                );
                 None
             }
         }
@@ -332,7 +351,9 @@ fn allowed(kind: &str) -> Option<&'static [&'static str]> {
         "menu" => &["text", "choices"],
         "info" => &["text"],
         "input" => &["text", "pattern", "error", "retries", "save", "next"],
-        "lookup" => &["text", "choices", "source", "key", "missing", "failed", "next"],
+        "lookup" => &[
+            "text", "choices", "source", "key", "missing", "failed", "next",
+        ],
         "router" => &["routes", "default"],
         _ => return None,
     })
@@ -363,7 +384,13 @@ fn present(raw: &RawScreen) -> Vec<&'static str> {
     v
 }
 
-fn required<'r, T>(id: &str, kind: &str, field: &str, v: &'r Option<T>, report: &mut Report) -> Option<&'r T> {
+fn required<'r, T>(
+    id: &str,
+    kind: &str,
+    field: &str,
+    v: &'r Option<T>,
+    report: &mut Report,
+) -> Option<&'r T> {
     if v.is_none() {
         report.error(id, format!("a {kind} screen needs `{field}`"));
     }
@@ -384,7 +411,10 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
     let before = report.items.len();
     for field in present(raw) {
         if !allowed.contains(&field) {
-            report.error(id, format!("field `{field}` is not allowed on a {} screen", raw.kind));
+            report.error(
+                id,
+                format!("field `{field}` is not allowed on a {} screen", raw.kind),
+            );
         }
     }
     let kind_name = raw.kind.as_str();
@@ -394,14 +424,23 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
     let mut labels = Vec::new();
     if let Some(raw_choices) = &raw.choices {
         if raw_choices.len() > MAX_CHOICES {
-            report.error(id, format!("{} choices, at most {MAX_CHOICES}", raw_choices.len()));
+            report.error(
+                id,
+                format!("{} choices, at most {MAX_CHOICES}", raw_choices.len()),
+            );
         }
         for (i, c) in raw_choices.iter().enumerate() {
             if c.label.trim().is_empty() {
                 report.error(id, format!("choice {} has an empty label", i + 1));
             }
             if c.label.contains('{') || c.label.contains('\n') {
-                report.error(id, format!("choice {} label must be one line without placeholders", i + 1));
+                report.error(
+                    id,
+                    format!(
+                        "choice {} label must be one line without placeholders",
+                        i + 1
+                    ),
+                );
             }
             labels.push(policy_owned(policy, c.label.trim()));
             choices.push(ctx.target(id, "choices.next", &c.next, report));
@@ -453,13 +492,18 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
             let source = required(id, kind_name, "source", &raw.source, report);
             if let Some(s) = source {
                 if !ctx.options.sources.contains_key(s) {
-                    let mut names: Vec<_> = ctx.options.sources.keys().map(String::as_str).collect();
+                    let mut names: Vec<_> =
+                        ctx.options.sources.keys().map(String::as_str).collect();
                     names.sort_unstable();
                     report.error(
                         id,
                         format!(
                             "data source `{s}` is not configured for this tenant (configured: {})",
-                            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
                         ),
                     );
                 }
@@ -490,14 +534,16 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
             // `failed` and `next` are optional, but when given they must name a screen.
             let targets_ok = !matches!(failed, Some(None)) && !matches!(next, Some(None));
             match (source, key, missing, choices.clone(), targets_ok) {
-                (Some(source), Some(key), Some(missing), Some(choices), true) => Some(Kind::Lookup {
-                    source: source.clone(),
-                    key,
-                    choices,
-                    missing,
-                    failed: failed.flatten(),
-                    next: next.flatten(),
-                }),
+                (Some(source), Some(key), Some(missing), Some(choices), true) => {
+                    Some(Kind::Lookup {
+                        source: source.clone(),
+                        key,
+                        choices,
+                        missing,
+                        failed: failed.flatten(),
+                        next: next.flatten(),
+                    })
+                }
                 _ => None,
             }
         }
@@ -509,7 +555,9 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
                 let n = i + 1;
                 let next = ctx.target(id, &format!("routes[{n}].next"), &r.next, report);
                 let condition = match (&r.prefix, &r.var, &r.matches, &r.equals) {
-                    (Some(p), None, None, None) if !p.is_empty() => Some(RouteCondition::Prefix(p.clone())),
+                    (Some(p), None, None, None) if !p.is_empty() => {
+                        Some(RouteCondition::Prefix(p.clone()))
+                    }
                     (None, Some(v), Some(m), None) => match Regex::new(m) {
                         Ok(re) => Some(RouteCondition::Matches(v.clone(), re)),
                         Err(e) => {
@@ -517,7 +565,9 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
                             None
                         }
                     },
-                    (None, Some(v), None, Some(e)) => Some(RouteCondition::Equals(v.clone(), e.clone())),
+                    (None, Some(v), None, Some(e)) => {
+                        Some(RouteCondition::Equals(v.clone(), e.clone()))
+                    }
                     _ => {
                         report.error(
                             id,
@@ -526,7 +576,9 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
                         None
                     }
                 };
-                if let Some(RouteCondition::Matches(v, _) | RouteCondition::Equals(v, _)) = &condition {
+                if let Some(RouteCondition::Matches(v, _) | RouteCondition::Equals(v, _)) =
+                    &condition
+                {
                     if !ctx.known_vars.contains(v.as_str()) {
                         report.warn(id, format!("route {n}: variable `{v}` is never saved by an input screen nor a data source"));
                     }
@@ -559,7 +611,10 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
     };
     let body = shown.and_then(|text| build_body(id, text, labels, layout, raw, ctx, report));
 
-    if report.items[before..].iter().any(|d| d.severity == Severity::Error) {
+    if report.items[before..]
+        .iter()
+        .any(|d| d.severity == Severity::Error)
+    {
         return None;
     }
     Some(Screen {
@@ -589,7 +644,10 @@ fn build_body(
     };
     for v in template.vars() {
         if !ctx.known_vars.contains(v) {
-            report.warn(id, format!("placeholder {{{v}}} is never saved by an input screen nor a data source"));
+            report.warn(
+                id,
+                format!("placeholder {{{v}}} is never saved by an input screen nor a data source"),
+            );
         }
     }
     let plain = template.as_static().map(str::to_string);
@@ -618,7 +676,10 @@ fn build_body(
     if let (Some(error), Some(first)) = (&raw.error, pages.normal.first()) {
         let shown = format!("{}\n{first}", policy_owned(opts.policy, error));
         if let Err(e) = fit_check(&shown, opts.limits) {
-            report.error(id, format!("`error` above the prompt does not fit on a screen: {e}"));
+            report.error(
+                id,
+                format!("`error` above the prompt does not fit on a screen: {e}"),
+            );
         }
     }
     if plain.is_some() {

@@ -48,6 +48,11 @@ pub struct Screen {
 }
 
 impl Screen {
+    /// True when the screen shows something (routers and silent lookups do not).
+    pub fn is_shown(&self) -> bool {
+        self.body.is_some()
+    }
+
     /// Number of pages of a static screen (`None` when rendered at run time or not shown).
     pub fn static_pages(&self) -> Option<&[String]> {
         match &self.body {
@@ -125,8 +130,7 @@ impl Default for Texts {
     fn default() -> Self {
         Texts {
             invalid_choice: "Choix invalide.".into(),
-            too_many_errors: "Trop d'erreurs. Composez à nouveau le code pour recommencer."
-                .into(),
+            too_many_errors: "Trop d'erreurs. Composez à nouveau le code pour recommencer.".into(),
             more: "Suite".into(),
             back: "Retour".into(),
             home_label: "Accueil".into(),

@@ -171,9 +171,8 @@ pub(crate) fn paginate(
     let more_cost = units(&more_line) + 1;
 
     // Room for content on a page that waits for an answer and on the last page.
-    let waiting_room = |nav: bool| {
-        room.saturating_sub(reserve_error + if nav { nav_cost } else { 0 })
-    };
+    let waiting_room =
+        |nav: bool| room.saturating_sub(reserve_error + if nav { nav_cost } else { 0 });
     let last_room = |nav: bool| {
         if kind.terminal {
             room
@@ -181,9 +180,7 @@ pub(crate) fn paginate(
             waiting_room(nav)
         }
     };
-    let middle_room = |page: usize| {
-        waiting_room(!kind.home || page > 0).saturating_sub(more_cost)
-    };
+    let middle_room = |page: usize| waiting_room(!kind.home || page > 0).saturating_sub(more_cost);
 
     // Wrap text lines to the smallest room a page can have; choices stay whole.
     let min_room = middle_room(0).min(middle_room(1));
@@ -332,7 +329,10 @@ mod tests {
             UssdLimits::default(),
         )
         .unwrap();
-        assert_eq!(pages.normal, ["Titre\n1. Un\n2. Deux\n0. Retour 00. Accueil"]);
+        assert_eq!(
+            pages.normal,
+            ["Titre\n1. Un\n2. Deux\n0. Retour 00. Accueil"]
+        );
     }
 
     #[test]
@@ -356,14 +356,26 @@ mod tests {
         assert!(pages.normal.len() > 2);
         let all = pages.normal.join("\n");
         for (i, c) in choices.iter().enumerate() {
-            assert!(all.contains(&format!("{}. {c}", i + 1)), "choice {i} kept whole");
+            assert!(
+                all.contains(&format!("{}. {c}", i + 1)),
+                "choice {i} kept whole"
+            );
         }
         for (p, page) in pages.normal.iter().enumerate() {
             let with_error = format!("{}\n{page}", t.invalid_choice);
-            assert!(limits.fits(&with_error), "page {p} with error fits: {with_error:?}");
-            assert_eq!(page.ends_with("98. Suite") || page.contains("98. Suite\n"), p + 1 < pages.normal.len());
+            assert!(
+                limits.fits(&with_error),
+                "page {p} with error fits: {with_error:?}"
+            );
+            assert_eq!(
+                page.ends_with("98. Suite") || page.contains("98. Suite\n"),
+                p + 1 < pages.normal.len()
+            );
         }
-        assert!(!pages.normal[0].contains("00. Accueil"), "home's first page has no nav");
+        assert!(
+            !pages.normal[0].contains("00. Accueil"),
+            "home's first page has no nav"
+        );
         assert!(pages.normal[1].contains("00. Accueil"));
     }
 
@@ -390,7 +402,10 @@ mod tests {
             let last = p + 1 == pages.normal.len();
             assert_eq!(page.contains("98. Suite"), !last);
             assert_eq!(page.contains("00. Accueil"), !last);
-            for line in page.lines().filter(|l| !l.starts_with("98.") && !l.starts_with("0.")) {
+            for line in page
+                .lines()
+                .filter(|l| !l.starts_with("98.") && !l.starts_with("0."))
+            {
                 for w in line.split(' ') {
                     assert_eq!(w, word, "words are never cut");
                     words += 1;

@@ -66,7 +66,7 @@ impl MemoryStore {
             }
         }
         inner.writes += 1;
-        if inner.writes % SWEEP_EVERY == 0 {
+        if inner.writes.is_multiple_of(SWEEP_EVERY) {
             inner.map.retain(|_, (_, expiry)| *expiry > now);
         }
     }

@@ -71,7 +71,12 @@ impl RedisStore {
             match w {
                 Write::Set { key, value, ttl } => {
                     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                    pipe.cmd("SET").arg(key).arg(value).arg("PX").arg(ms).ignore();
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(value)
+                        .arg("PX")
+                        .arg(ms)
+                        .ignore();
                 }
                 Write::Delete { key } => {
                     pipe.cmd("DEL").arg(key).ignore();

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need when it is
+# missing (redis-server), starts it on loopback, runs formatting, lint and every test,
+# and stops what it started. Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+install_missing() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        local sudo=()
+        [ "$(id -u)" = 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+workdir=$(mktemp -d)
+redis_pid=""
+cleanup() {
+    if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
+        kill "$redis_pid" && wait "$redis_pid" 2>/dev/null || true
+    fi
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+install_missing
+
+log "starting redis-server on loopback"
+port=$(free_port)
+redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    --dir "$workdir" --logfile "$workdir/redis.log" --daemonize no &
+redis_pid=$!
+# Wait for Redis to say it is ready (bounded: 20 s), reading its log rather than guessing.
+if ! timeout 20 bash -c "until grep -q 'Ready to accept connections' '$workdir/redis.log' 2>/dev/null; do
+        kill -0 $redis_pid 2>/dev/null || exit 1; sleep 0.05; done"; then
+    echo "redis-server did not start:" >&2
+    cat "$workdir/redis.log" >&2 || true
+    exit 1
+fi
+export TAMTAM_TEST_REDIS_URL="redis://127.0.0.1:$port"
+echo "redis-server pid $redis_pid on $TAMTAM_TEST_REDIS_URL"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+log "tamtam check (shipped configuration and menus)"
+cargo run --quiet --locked -- check
+
+log "cargo test"
+cargo test --locked "$@"

@@ -1,0 +1,11 @@
+//! The integration tests: one binary, real HTTP on loopback, a real `redis-server`.
+//!
+//! Run them with `scripts/test.sh`, which starts Redis and sets `TAMTAM_TEST_REDIS_URL`.
+//! Tests that need Redis fail (they never skip) when it is missing.
+
+mod bad_input;
+mod conversations;
+mod menus;
+mod redis_gateway;
+mod sessions;
+mod support;

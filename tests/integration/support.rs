@@ -1,0 +1,386 @@
+//! Test support: a gateway on 127.0.0.1:0 with the shipped configuration, and a "phone"
+//! that speaks each USSD dialect over real HTTP.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tamtam::adapters::Dialect;
+use tamtam::config::{dial_parts, Config, Overrides};
+use tamtam::gateway::{load_tenants, Gateway, Tenant};
+use tamtam::server::{router, serve, AppState};
+use tamtam::session::{MemoryStore, RedisStore, Store};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Redis the test command started. Missing: the test fails, it does not skip.
+pub fn redis_url() -> String {
+    std::env::var("TAMTAM_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TAMTAM_TEST_REDIS_URL is not set: run the suite with scripts/test.sh, which starts redis-server on loopback")
+    })
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "test-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The shipped configuration, listening on an ephemeral loopback port.
+pub fn shipped_config(redis: Option<String>) -> Config {
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        redis_url: redis,
+    };
+    Config::from_file(&root().join("config/tamtam.toml"), &overrides)
+        .unwrap_or_else(|p| panic!("shipped config: {p:#?}"))
+}
+
+/// The shipped tenants.
+pub fn shipped_tenants(config: &Config) -> Vec<Tenant> {
+    let (tenants, problems) = load_tenants(config);
+    tenants.unwrap_or_else(|| panic!("shipped menus: {problems:#?}"))
+}
+
+/// A running gateway.
+pub struct Server {
+    pub base: String,
+    pub config: Config,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Starts the shipped configuration with `store` (memory, or Redis under `prefix`).
+    pub async fn start(redis: Option<(&str, &str)>) -> Server {
+        let mut config = shipped_config(redis.map(|(url, _)| url.to_string()));
+        let store = match redis {
+            Some((url, prefix)) => {
+                config.session.key_prefix = prefix.to_string();
+                Store::Redis(RedisStore::open(url, config.session.redis_timeout).unwrap())
+            }
+            None => Store::Memory(MemoryStore::new()),
+        };
+        Server::start_with(config, store).await
+    }
+
+    /// Starts `config` with `store`.
+    pub async fn start_with(config: Config, store: Store) -> Server {
+        let tenants = shipped_tenants(&config);
+        let gateway = Gateway::new(tenants, &config, store);
+        let state = Arc::new(AppState {
+            gateway,
+            max_body_bytes: config.max_body_bytes,
+        });
+        let app = router(state, &config.channels);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        Server {
+            base,
+            config,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Path of the first channel of `dialect`.
+    pub fn url(&self, dialect: Dialect) -> String {
+        let c = self
+            .config
+            .channels
+            .iter()
+            .find(|c| c.dialect == dialect)
+            .expect("dialect mounted in the shipped config");
+        format!("{}{}", self.base, c.path)
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The tenant's own service code in a dial string: `*144*3#` gives `*144#`.
+pub fn base_code(config: &Config, dialled: &str) -> String {
+    let parts = dial_parts(dialled).expect("a dial string");
+    for n in (1..=parts.len()).rev() {
+        let code = format!("*{}#", parts[..n].join("*"));
+        if config.tenants.iter().any(|t| t.ussd_codes.contains(&code)) {
+            return code;
+        }
+    }
+    panic!("no tenant for {dialled}");
+}
+
+/// A screen as the phone got it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screen {
+    pub status: u16,
+    pub text: String,
+    pub end: bool,
+}
+
+/// A subscriber's phone talking to the gateway through one aggregator's dialect.
+pub struct Phone {
+    pub dialect: Dialect,
+    url: String,
+    client: reqwest::Client,
+    pub session_id: String,
+    pub msisdn: String,
+    /// What is dialled (may be a direct dial).
+    pub dialled: String,
+    /// The tenant's service code.
+    pub code: String,
+    /// Africa's Talking: every input so far.
+    path: Vec<String>,
+    pub seq: u64,
+}
+
+impl Phone {
+    pub fn new(server: &Server, dialect: Dialect, dialled: &str, msisdn: &str) -> Phone {
+        static N: AtomicU64 = AtomicU64::new(0);
+        Phone {
+            dialect,
+            url: server.url(dialect),
+            client: reqwest::Client::new(),
+            session_id: format!(
+                "sess-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
+            msisdn: msisdn.to_string(),
+            dialled: dialled.to_string(),
+            code: base_code(&server.config, dialled),
+            path: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    /// Points this phone at another gateway (a replica), keeping its session.
+    pub fn via(&mut self, server: &Server) {
+        self.url = server.url(self.dialect);
+    }
+
+    /// Dials.
+    pub async fn dial(&mut self) -> Screen {
+        self.seq = 1;
+        self.path.clear();
+        let body = match self.dialect {
+            Dialect::AfricasTalking => {
+                // A direct dial reaches Africa's Talking as the service code plus pre-filled text.
+                let extra: Vec<String> = dial_parts(&self.dialled).unwrap()
+                    [dial_parts(&self.code).unwrap().len()..]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                self.path = extra;
+                self.at_body()
+            }
+            Dialect::Hubtel => serde_json::json!({
+                "Type": "Initiation",
+                "SessionId": self.session_id,
+                "Mobile": self.msisdn.trim_start_matches('+'),
+                "Message": self.dialled,
+                "ServiceCode": self.code.trim_matches(|c| c == '*' || c == '#'),
+                "Operator": "mtn",
+                "Sequence": "1",
+                "ClientState": "",
+            })
+            .to_string(),
+            Dialect::Json => serde_json::json!({
+                "session_id": self.session_id,
+                "msisdn": self.msisdn,
+                "service_code": self.dialled,
+            })
+            .to_string(),
+        };
+        self.post(body).await
+    }
+
+    /// Sends one answer.
+    pub async fn send(&mut self, input: &str) -> Screen {
+        self.seq += 1;
+        self.path.push(input.to_string());
+        let body = self.answer_body(input);
+        self.post(body).await
+    }
+
+    /// Sends the last hop again, exactly as before (an aggregator's retry).
+    pub async fn retry(&mut self, input: &str) -> Screen {
+        let body = self.answer_body(input);
+        self.post(body).await
+    }
+
+    fn at_body(&self) -> String {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        format!(
+            "sessionId={}&serviceCode={}&phoneNumber={}&networkCode=99999&text={}",
+            enc(&self.session_id),
+            enc(&self.code),
+            enc(&self.msisdn),
+            enc(&self.path.join("*"))
+        )
+    }
+
+    fn answer_body(&self, input: &str) -> String {
+        match self.dialect {
+            Dialect::AfricasTalking => self.at_body(),
+            // Alternate the two documented forms of Sequence: string and number.
+            Dialect::Hubtel => {
+                let seq = if self.seq.is_multiple_of(2) {
+                    Value::from(self.seq)
+                } else {
+                    Value::from(self.seq.to_string())
+                };
+                serde_json::json!({
+                    "Type": "Response",
+                    "SessionId": self.session_id,
+                    "Mobile": self.msisdn.trim_start_matches('+'),
+                    "Message": input,
+                    "ServiceCode": self.code.trim_matches(|c| c == '*' || c == '#'),
+                    "Operator": "mtn",
+                    "Sequence": seq,
+                })
+                .to_string()
+            }
+            Dialect::Json => serde_json::json!({
+                "session_id": self.session_id,
+                "msisdn": self.msisdn,
+                "service_code": self.code,
+                "input": input,
+                "seq": self.seq,
+            })
+            .to_string(),
+        }
+    }
+
+    /// Hangs up.
+    pub async fn release(&mut self) -> Screen {
+        let body = match self.dialect {
+            Dialect::AfricasTalking => panic!("Africa's Talking does not send a release"),
+            Dialect::Hubtel => serde_json::json!({
+                "Type": "Release", "SessionId": self.session_id,
+                "Mobile": self.msisdn.trim_start_matches('+'), "Message": "",
+                "ServiceCode": self.code.trim_matches(|c| c == '*' || c == '#'),
+            })
+            .to_string(),
+            Dialect::Json => serde_json::json!({
+                "session_id": self.session_id, "msisdn": self.msisdn,
+                "service_code": self.code, "type": "end",
+            })
+            .to_string(),
+        };
+        self.post(body).await
+    }
+
+    async fn post(&self, body: String) -> Screen {
+        let content_type = match self.dialect {
+            Dialect::AfricasTalking => "application/x-www-form-urlencoded",
+            _ => "application/json",
+        };
+        let resp = self
+            .client
+            .post(&self.url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        parse_screen(self.dialect, status, &text)
+    }
+}
+
+/// Reads a reply in `dialect`'s format, failing the test when it is not well formed.
+pub fn parse_screen(dialect: Dialect, status: u16, body: &str) -> Screen {
+    match dialect {
+        Dialect::AfricasTalking => {
+            let (end, text) = if let Some(t) = body.strip_prefix("CON ") {
+                (false, t)
+            } else if let Some(t) = body.strip_prefix("END ") {
+                (true, t)
+            } else {
+                panic!("Africa's Talking reply must start with CON or END: {body:?}")
+            };
+            Screen {
+                status,
+                text: text.to_string(),
+                end,
+            }
+        }
+        Dialect::Hubtel => {
+            let v: Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("Hubtel reply is not JSON ({e}): {body}"));
+            let end = match v["Type"].as_str() {
+                Some("Response") => false,
+                Some("Release") => true,
+                other => panic!("Hubtel reply Type must be Response or Release, got {other:?}"),
+            };
+            Screen {
+                status,
+                text: v["Message"].as_str().expect("Message").to_string(),
+                end,
+            }
+        }
+        Dialect::Json => {
+            let v: Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("JSON reply is not JSON ({e}): {body}"));
+            let end = match v["action"].as_str() {
+                Some("continue") => false,
+                Some("end") => true,
+                other => panic!("JSON reply action must be continue or end, got {other:?}"),
+            };
+            Screen {
+                status,
+                text: v["text"].as_str().expect("text").to_string(),
+                end,
+            }
+        }
+    }
+}
+
+/// Every file with `ext` in a folder of the repository, sorted.
+pub fn files(folder: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(folder))
+        .unwrap_or_else(|e| panic!("{folder}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A file's name, for messages.
+pub fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
