@@ -8,4 +8,5 @@ mod conversations;
 mod menus;
 mod redis_gateway;
 mod sessions;
+mod shutdown;
 mod support;

@@ -108,6 +108,13 @@ impl Server {
         format!("{}{}", self.base, c.path)
     }
 
+    /// Sends the shutdown signal without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops the server and waits until it has stopped.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
