@@ -36,11 +36,18 @@ pub enum Command {
     Serve,
     /// Check the configuration and every menu; print each problem as file:screen: message.
     Check,
-    /// Play a USSD session in the terminal, through the same engine as the gateway.
+    /// Play a USSD session (or, with --sms, an SMS conversation) in the terminal, through
+    /// the same engine as the gateway.
     Simulate {
         /// The code to dial, e.g. '*144#' or a direct dial '*144*3#'.
+        #[arg(long, required_unless_present = "sms")]
+        service: Option<String>,
+        /// Simulate SMS instead of USSD: each line typed is one SMS to --to.
+        #[arg(long, requires = "to")]
+        sms: bool,
+        /// The short code the SMS go to, e.g. 144 or 1088.
         #[arg(long)]
-        service: String,
+        to: Option<String>,
         /// The caller's number.
         #[arg(long, default_value = "+2250700000001")]
         msisdn: String,
@@ -52,7 +59,19 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_serve(&cli.config).await,
         Command::Check => run_check(&cli.config),
-        Command::Simulate { service, msisdn } => run_simulate(&cli.config, &service, &msisdn).await,
+        Command::Simulate {
+            service,
+            sms,
+            to,
+            msisdn,
+        } => match (sms, to, service) {
+            (true, Some(to), _) => run_simulate_sms(&cli.config, &to, &msisdn).await,
+            (_, _, Some(service)) => run_simulate(&cli.config, &service, &msisdn).await,
+            _ => {
+                eprintln!("give --service '*144#' for USSD, or --sms --to 144 for SMS");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -122,7 +141,7 @@ async fn run_serve(path: &Path) -> ExitCode {
         gateway,
         max_body_bytes: config.max_body_bytes,
     });
-    let app = router(state, &config.channels);
+    let app = router(state, &config.channels, &|name| std::env::var(name).ok());
     match serve(listener, app, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
@@ -172,6 +191,35 @@ fn run_check(path: &Path) -> ExitCode {
                     long.join(", ")
                 }
             );
+            let parts: Vec<String> = screens
+                .iter()
+                .filter_map(|s| {
+                    let seg = text::sms_segments(s.static_sms()?);
+                    let cut = if seg.count > t.sms_max_segments {
+                        ", cut: SUITE"
+                    } else {
+                        ""
+                    };
+                    Some(format!(
+                        "{} {} {}{cut}",
+                        s.id,
+                        seg.count,
+                        seg.encoding.as_str()
+                    ))
+                })
+                .collect();
+            println!(
+                "{}: tenant {} SMS {} ({} keywords), parts per reply: {}",
+                t.menu.file,
+                t.id,
+                if t.sms_codes.is_empty() {
+                    "-".to_string()
+                } else {
+                    t.sms_codes.join(", ")
+                },
+                t.menu.sms.keywords.len(),
+                parts.join(", ")
+            );
         }
     }
     println!("{errors} error(s), {warnings} warning(s)");
@@ -179,6 +227,56 @@ fn run_check(path: &Path) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+async fn run_simulate_sms(path: &Path, to: &str, msisdn: &str) -> ExitCode {
+    let print = |d: &Diagnostic| eprintln!("{d}");
+    let Some((config, tenants)) = load(path, &Overrides::default(), print) else {
+        eprintln!("cannot simulate: fix the problems above");
+        return ExitCode::FAILURE;
+    };
+    let gateway = Gateway::new(tenants, &config, Store::Memory(MemoryStore::new()));
+    let Some(tenant) = gateway.resolve_sms(to) else {
+        eprintln!("no tenant answers SMS to {to}; configured codes:");
+        for t in gateway.tenants() {
+            eprintln!("  {} {}", t.id, t.sms_codes.join(", "));
+        }
+        return ExitCode::FAILURE;
+    };
+    let msisdn = crate::message::normalize_msisdn(msisdn);
+    println!(
+        "Simulating SMS to {to} ({}) from {msisdn}. Type each SMS; an empty line or Ctrl-D ends.",
+        tenant.id
+    );
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut n = 0;
+    loop {
+        print!("> ");
+        let _ = std::io::stdout().flush();
+        let line = match lines.next_line().await {
+            Ok(Some(l)) if !l.trim().is_empty() => l,
+            _ => return ExitCode::SUCCESS,
+        };
+        n += 1;
+        let inbound = crate::message::SmsInbound {
+            id: Some(format!("simulator-{n}")),
+            from: msisdn.clone(),
+            to: to.to_string(),
+            text: line.trim().to_string(),
+        };
+        let (reply, _) = gateway.sms("simulator", &inbound).await;
+        let m = text::measure(&reply.text);
+        println!(
+            "┌─ SMS · {} part(s) · {} · {} units ─",
+            reply.segments,
+            reply.encoding.as_str(),
+            m.units
+        );
+        for l in reply.text.lines() {
+            println!("│ {l}");
+        }
+        println!("└{}", "─".repeat(40));
     }
 }
 

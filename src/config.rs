@@ -40,6 +40,8 @@ struct RawSession {
     ttl_secs: Option<u64>,
     resume_window_secs: Option<u64>,
     ended_ttl_secs: Option<u64>,
+    sms_ttl_secs: Option<u64>,
+    dedupe_ttl_secs: Option<u64>,
     key_prefix: Option<String>,
     redis_timeout_ms: Option<u64>,
 }
@@ -49,6 +51,8 @@ struct RawSession {
 struct RawChannel {
     dialect: String,
     path: String,
+    public_url: Option<String>,
+    auth_token_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +68,11 @@ struct RawTenant {
     #[serde(default)]
     ussd_text: TextPolicy,
     ussd_max_chars: Option<usize>,
+    #[serde(default)]
+    sms_codes: Vec<String>,
+    #[serde(default)]
+    sms_text: TextPolicy,
+    sms_max_segments: Option<usize>,
     #[serde(default)]
     source: Vec<RawSource>,
 }
@@ -96,6 +105,10 @@ pub struct SessionSettings {
     pub ttl: Duration,
     pub resume_window: Duration,
     pub ended_ttl: Duration,
+    /// Time to live of an SMS dialogue after its last message.
+    pub sms_ttl: Duration,
+    /// How long a webhook's message id is remembered to answer its retries.
+    pub dedupe_ttl: Duration,
     pub key_prefix: String,
     pub redis_timeout: Duration,
 }
@@ -106,6 +119,8 @@ impl Default for SessionSettings {
             ttl: Duration::from_secs(180),
             resume_window: Duration::from_secs(300),
             ended_ttl: Duration::from_secs(30),
+            sms_ttl: Duration::from_secs(15 * 60),
+            dedupe_ttl: Duration::from_secs(24 * 3600),
             key_prefix: "tamtam".into(),
             redis_timeout: Duration::from_millis(1000),
         }
@@ -117,6 +132,10 @@ impl Default for SessionSettings {
 pub struct Channel {
     pub dialect: Dialect,
     pub path: String,
+    /// The URL the aggregator calls, as it sees it (Twilio signs it).
+    pub public_url: Option<String>,
+    /// The environment variable holding this channel's auth token (Twilio).
+    pub auth_token_env: Option<String>,
 }
 
 /// One tenant as configured.
@@ -131,6 +150,11 @@ pub struct TenantConfig {
     pub ussd_codes: Vec<String>,
     pub ussd_text: TextPolicy,
     pub ussd_limits: UssdLimits,
+    /// SMS short codes (`1088`).
+    pub sms_codes: Vec<String>,
+    pub sms_text: TextPolicy,
+    /// Most SMS parts in one reply; a longer reply is cut and continued by `SUITE`.
+    pub sms_max_segments: usize,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -259,6 +283,8 @@ impl Config {
             ttl: secs(raw.session.ttl_secs, d.ttl),
             resume_window: secs(raw.session.resume_window_secs, d.resume_window),
             ended_ttl: secs(raw.session.ended_ttl_secs, d.ended_ttl),
+            sms_ttl: secs(raw.session.sms_ttl_secs, d.sms_ttl),
+            dedupe_ttl: secs(raw.session.dedupe_ttl_secs, d.dedupe_ttl),
             key_prefix: raw.session.key_prefix.unwrap_or(d.key_prefix),
             redis_timeout: raw
                 .session
@@ -267,6 +293,14 @@ impl Config {
         };
         if session.ttl.is_zero() {
             error(Some("session"), "`ttl_secs` must be at least 1".into());
+        }
+        for (name, v) in [
+            ("sms_ttl_secs", session.sms_ttl),
+            ("dedupe_ttl_secs", session.dedupe_ttl),
+        ] {
+            if v.is_zero() {
+                error(Some("session"), format!("`{name}` must be at least 1"));
+            }
         }
         if session.ended_ttl.is_zero() {
             error(
@@ -293,9 +327,30 @@ impl Config {
                             format!("path `{}` is mounted twice", c.path),
                         );
                     }
+                    if let Some(url) = &c.public_url {
+                        if !(url.starts_with("http://") || url.starts_with("https://")) {
+                            error(
+                                Some("channel"),
+                                format!("public_url `{url}` must be an http(s) URL"),
+                            );
+                        }
+                    }
+                    if (c.public_url.is_some() || c.auth_token_env.is_some())
+                        && dialect != Dialect::Twilio
+                    {
+                        error(
+                            Some("channel"),
+                            format!(
+                                "`public_url` and `auth_token_env` apply to the twilio dialect, not {}",
+                                dialect.name()
+                            ),
+                        );
+                    }
                     channels.push(Channel {
                         dialect,
                         path: c.path,
+                        public_url: c.public_url,
+                        auth_token_env: c.auth_token_env,
                     });
                 }
                 None => error(
@@ -322,6 +377,7 @@ impl Config {
         let mut tenants = Vec::new();
         let mut ids = HashMap::new();
         let mut codes: HashMap<String, String> = HashMap::new();
+        let mut sms_codes_all: HashMap<String, String> = HashMap::new();
         for t in raw.tenant {
             let section = format!("tenant {}", t.id);
             if t.id.is_empty()
@@ -350,6 +406,31 @@ impl Config {
                         format!("service code {code} already belongs to tenant {other}"),
                     );
                 }
+            }
+            for code in &t.sms_codes {
+                if code.is_empty()
+                    || !code
+                        .trim_start_matches('+')
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric())
+                {
+                    error(
+                        Some(&section),
+                        format!("`{code}` is not an SMS short code or number such as 1088"),
+                    );
+                } else if let Some(other) = sms_codes_all.insert(code.clone(), t.id.clone()) {
+                    error(
+                        Some(&section),
+                        format!("SMS code {code} already belongs to tenant {other}"),
+                    );
+                }
+            }
+            let sms_max_segments = t.sms_max_segments.unwrap_or(3);
+            if !(1..=10).contains(&sms_max_segments) {
+                error(
+                    Some(&section),
+                    "`sms_max_segments` must be between 1 and 10".into(),
+                );
             }
             let mut limits = UssdLimits::default();
             if let Some(max) = t.ussd_max_chars {
@@ -397,6 +478,9 @@ impl Config {
                 ussd_codes: t.ussd_codes,
                 ussd_text: t.ussd_text,
                 ussd_limits: limits,
+                sms_codes: t.sms_codes,
+                sms_text: t.sms_text,
+                sms_max_segments,
                 sources,
                 id: t.id,
             });

@@ -14,13 +14,22 @@ use std::time::Duration;
 
 use crate::config::{dial_parts, Config, SessionSettings, SourceConfig};
 use crate::data::{FileSource, Source};
-use crate::menu::{self, Diagnostic, LoadOptions, LookupOutcome, Menu, Severity, State, Step};
-use crate::message::{Hop, Inbound, Reply};
-use crate::session::{keys, ResumeRecord, SavedReply, SessionRecord, StateRecord, Store, Write};
-use crate::text::transliterate;
+use crate::menu::{
+    self, Channel, Diagnostic, LoadOptions, LookupOutcome, Menu, Severity, State, Step,
+};
+use crate::message::{Hop, Inbound, Reply, SmsInbound, SmsReply};
+use crate::session::{
+    keys, ResumeRecord, SavedReply, SessionRecord, SmsRecord, StateRecord, Store, Write,
+};
+use crate::text::{fold_accents, shape_sms, transliterate};
 
 /// Shown when a dialled code belongs to no tenant.
 pub const UNKNOWN_SERVICE: &str = "Ce code de service n'est pas disponible.";
+/// Sent back when a text reaches a short code no tenant owns.
+pub const UNKNOWN_SMS_CODE: &str = "Ce numéro ne répond pas aux SMS.";
+/// Ends an SMS cut to its segment limit; the subscriber sends `SUITE` for the rest.
+pub const SUITE_NOTE: &str = " … Envoyez SUITE";
+
 /// Shown when a non-initial hop names a session the store does not know.
 pub const EXPIRED: &str = "Votre session a expiré. Composez à nouveau le code du service.";
 
@@ -35,6 +44,8 @@ pub struct Tenant {
     pub menu: Menu,
     pub sources: HashMap<String, Source>,
     pub ussd_codes: Vec<String>,
+    pub sms_codes: Vec<String>,
+    pub sms_max_segments: usize,
 }
 
 /// How a hop went, for logs.
@@ -49,6 +60,10 @@ pub enum Outcome {
     Released,
     StoreDown,
     TimedOut,
+    /// An SMS answered with the keyword list.
+    Help,
+    /// An SMS `SUITE` answered with the rest of a cut reply.
+    Suite,
 }
 
 impl Outcome {
@@ -62,6 +77,8 @@ impl Outcome {
             Outcome::Released => "released",
             Outcome::StoreDown => "store_down",
             Outcome::TimedOut => "timed_out",
+            Outcome::Help => "help",
+            Outcome::Suite => "suite",
         }
     }
 }
@@ -72,6 +89,8 @@ pub struct Gateway {
     tenants: Vec<Tenant>,
     /// Service code parts (`144`, `144*5`) to tenant index.
     by_code: HashMap<String, usize>,
+    /// SMS short codes to tenant index.
+    by_sms_code: HashMap<String, usize>,
     store: Store,
     session: SessionSettings,
     hop_timeout: Duration,
@@ -101,6 +120,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
         }
         let options = LoadOptions {
             policy: t.ussd_text,
+            sms_policy: t.sms_text,
             limits: t.ussd_limits,
             sources: t
                 .sources
@@ -135,6 +155,8 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                 menu,
                 sources,
                 ussd_codes: t.ussd_codes.clone(),
+                sms_codes: t.sms_codes.clone(),
+                sms_max_segments: t.sms_max_segments,
             });
         }
     }
@@ -145,7 +167,11 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
 impl Gateway {
     pub fn new(tenants: Vec<Tenant>, config: &Config, store: Store) -> Gateway {
         let mut by_code = HashMap::new();
+        let mut by_sms_code = HashMap::new();
         for (i, t) in tenants.iter().enumerate() {
+            for code in &t.sms_codes {
+                by_sms_code.insert(code.clone(), i);
+            }
             for code in &t.ussd_codes {
                 if let Some(parts) = dial_parts(code) {
                     by_code.insert(parts.join("*"), i);
@@ -155,6 +181,7 @@ impl Gateway {
         Gateway {
             tenants,
             by_code,
+            by_sms_code,
             store,
             session: config.session.clone(),
             hop_timeout: config.hop_timeout,
@@ -306,24 +333,24 @@ impl Gateway {
 
         // Run the engine.
         let msisdn = inbound.msisdn.as_str();
-        let mut step = match state.as_mut() {
+        let step = match state.as_mut() {
             Some(state) => {
                 let mut step = None;
                 for (i, input) in inputs.iter().enumerate() {
                     if i + 1 < inputs.len() {
                         state.pending.push_back(input.clone());
                     } else {
-                        step = Some(menu::input(menu, state, msisdn, input));
+                        step = Some(menu::input(menu, Channel::Ussd, state, msisdn, input));
                     }
                 }
                 // No new input (cannot happen past the replay checks): show the screen again.
-                step.unwrap_or_else(|| menu::input(menu, state, msisdn, ""))
+                step.unwrap_or_else(|| menu::input(menu, Channel::Ussd, state, msisdn, ""))
             }
             None => {
                 let offer = resume
                     .filter(|r| r.session != inbound.session_id)
                     .map(|r| r.state.to_state(menu));
-                let (s, step) = menu::start(menu, msisdn, inputs, offer);
+                let (s, step) = menu::start(menu, Channel::Ussd, msisdn, inputs, offer);
                 state = Some(s);
                 step
             }
@@ -331,21 +358,10 @@ impl Gateway {
         let Some(mut state) = state else {
             unreachable!("state is set on both branches above")
         };
-        let mut lookups = 0;
-        let reply = loop {
-            match step {
-                Step::Show { text, end } => break Reply { text, end },
-                Step::Lookup(effect) => {
-                    lookups += 1;
-                    let outcome = if lookups > MAX_LOOKUPS_PER_HOP {
-                        LookupOutcome::Failed
-                    } else {
-                        self.lookup(tenant, &effect.source, &effect.key).await
-                    };
-                    step = menu::lookup_done(menu, &mut state, msisdn, outcome);
-                }
-            }
-        };
+        let (text, end) = self
+            .run(tenant, Channel::Ussd, &mut state, msisdn, step)
+            .await;
+        let reply = Reply { text, end };
 
         // One write: the session (or its final reply), and the resumable state.
         let saved = SavedReply {
@@ -417,6 +433,185 @@ impl Gateway {
             },
             None => Write::Delete { key },
         }
+    }
+
+    /// Carries out the engine's lookups until it shows a screen.
+    async fn run(
+        &self,
+        tenant: &Tenant,
+        channel: Channel,
+        state: &mut State,
+        msisdn: &str,
+        mut step: Step,
+    ) -> (String, bool) {
+        let mut lookups = 0;
+        loop {
+            match step {
+                Step::Show { text, end } => return (text, end),
+                Step::Lookup(effect) => {
+                    lookups += 1;
+                    let outcome = if lookups > MAX_LOOKUPS_PER_HOP {
+                        LookupOutcome::Failed
+                    } else {
+                        self.lookup(tenant, &effect.source, &effect.key).await
+                    };
+                    step = menu::lookup_done(&tenant.menu, channel, state, msisdn, outcome);
+                }
+            }
+        }
+    }
+
+    /// The tenant owning an SMS short code (`+` and spaces ignored).
+    pub fn resolve_sms(&self, to: &str) -> Option<&Tenant> {
+        let to = to.trim();
+        self.by_sms_code
+            .get(to)
+            .or_else(|| self.by_sms_code.get(to.trim_start_matches('+')))
+            .map(|i| &self.tenants[*i])
+    }
+
+    /// Serves one SMS. Always answers with a non-empty text; the outcome is for logs.
+    pub async fn sms(&self, dialect: &str, inbound: &SmsInbound) -> (SmsReply, Outcome) {
+        let Some(tenant) = self.resolve_sms(&inbound.to) else {
+            return (
+                SmsReply::new(transliterate(UNKNOWN_SMS_CODE).into_owned()),
+                Outcome::UnknownService,
+            );
+        };
+        match tokio::time::timeout(self.hop_timeout, self.sms_hop(tenant, dialect, inbound)).await {
+            Ok(done) => done,
+            Err(_) => {
+                tracing::warn!(tenant = %tenant.id, "SMS exceeded its time budget");
+                let text = tenant.menu.sms_texts.unavailable.clone();
+                (SmsReply::new(text), Outcome::TimedOut)
+            }
+        }
+    }
+
+    async fn sms_hop(
+        &self,
+        tenant: &Tenant,
+        dialect: &str,
+        inbound: &SmsInbound,
+    ) -> (SmsReply, Outcome) {
+        let menu = &tenant.menu;
+        let prefix = &self.session.key_prefix;
+        let code = inbound.to.trim().trim_start_matches('+');
+        let msisdn = inbound.from.as_str();
+        let session_key = keys::sms(prefix, &tenant.id, code, msisdn);
+        let message_key = inbound
+            .id
+            .as_deref()
+            .map(|id| keys::message(prefix, &tenant.id, dialect, id));
+
+        // One read: the dialogue, and the reply already given to this message id.
+        let mut read = vec![session_key.as_str()];
+        read.extend(message_key.as_deref());
+        let values = match self.store.get(&read).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(tenant = %tenant.id, cause = %e, "session store failed");
+                return (
+                    SmsReply::new(menu.sms_texts.unavailable.clone()),
+                    Outcome::StoreDown,
+                );
+            }
+        };
+        let mut values = values.into_iter();
+        let record = values
+            .next()
+            .flatten()
+            .and_then(|b| SmsRecord::from_bytes(&b));
+        if let Some(Some(previous)) = values.next() {
+            // A retried webhook: the same reply, nothing processed twice.
+            let text = String::from_utf8_lossy(&previous).into_owned();
+            return (SmsReply::new(text), Outcome::Replay);
+        }
+
+        let text = inbound.text.trim();
+        let folded = fold_accents(text).to_uppercase();
+        let first_word = folded.split_whitespace().next().unwrap_or("");
+        let state = record
+            .as_ref()
+            .and_then(|r| r.state.as_ref())
+            .map(|s| s.to_state(menu));
+        let rest = record.as_ref().and_then(|r| r.rest.clone());
+
+        // Decide what this text is: a keyword (always starts over), SUITE, a call for help,
+        // an answer to the waiting screen, or a text to a fixed short code.
+        let (shown, end, next_state, outcome) = if let Some(k) = menu.sms.keyword(text) {
+            let (mut s, step) = menu::start_at(menu, Channel::Sms, msisdn, k.screen);
+            let (t, end) = self.run(tenant, Channel::Sms, &mut s, msisdn, step).await;
+            (
+                t,
+                end,
+                Some(s),
+                if end { Outcome::End } else { Outcome::Continue },
+            )
+        } else if first_word == "SUITE" && rest.is_some() {
+            let end = state.is_none();
+            (rest.unwrap_or_default(), end, state, Outcome::Suite)
+        } else if folded.is_empty() || matches!(first_word, "AIDE" | "MENU" | "HELP" | "?") {
+            (menu.sms.help.clone(), true, None, Outcome::Help)
+        } else if let Some(mut s) = state {
+            let step = menu::input(menu, Channel::Sms, &mut s, msisdn, text);
+            let (t, end) = self.run(tenant, Channel::Sms, &mut s, msisdn, step).await;
+            (
+                t,
+                end,
+                Some(s),
+                if end { Outcome::End } else { Outcome::Continue },
+            )
+        } else if let Some(screen) = menu.sms.fixed.get(code) {
+            let (mut s, step) = menu::start_at(menu, Channel::Sms, msisdn, *screen);
+            let (t, end) = self.run(tenant, Channel::Sms, &mut s, msisdn, step).await;
+            (
+                t,
+                end,
+                Some(s),
+                if end { Outcome::End } else { Outcome::Continue },
+            )
+        } else {
+            (menu.sms.help.clone(), true, None, Outcome::Help)
+        };
+
+        let suffix = menu.sms_policy.apply(SUITE_NOTE);
+        let shaped = shape_sms(&shown, tenant.sms_max_segments, &suffix);
+        let keep_state = next_state.filter(|_| !end);
+
+        // One write: the dialogue (or its deletion) and the reply to this message id.
+        let mut writes = Vec::with_capacity(2);
+        if keep_state.is_some() || shaped.rest.is_some() {
+            let record = SmsRecord {
+                v: crate::session::RECORD_VERSION,
+                state: keep_state
+                    .as_ref()
+                    .map(|s| StateRecord::from_state(s, menu)),
+                rest: shaped.rest.clone(),
+            };
+            writes.push(Write::Set {
+                key: session_key,
+                value: record.to_bytes(),
+                ttl: self.session.sms_ttl,
+            });
+        } else if record.is_some() {
+            writes.push(Write::Delete { key: session_key });
+        }
+        if let Some(key) = message_key {
+            writes.push(Write::Set {
+                key,
+                value: shaped.text.clone().into_bytes(),
+                ttl: self.session.dedupe_ttl,
+            });
+        }
+        if let Err(e) = self.store.write(&writes).await {
+            tracing::error!(tenant = %tenant.id, cause = %e, "session store failed");
+            return (
+                SmsReply::new(menu.sms_texts.unavailable.clone()),
+                Outcome::StoreDown,
+            );
+        }
+        (SmsReply::new(shaped.text), outcome)
     }
 
     async fn lookup(&self, tenant: &Tenant, source: &str, key: &str) -> LookupOutcome {

@@ -1,7 +1,10 @@
 //! The internal vocabulary every dialect converts to and from.
 //!
-//! Adapters turn a webhook into an [`Inbound`]; the gateway answers with a [`Reply`];
-//! adapters render it back. No serde here: wire forms belong to the adapters.
+//! Adapters turn a webhook into an [`Inbound`] (USSD) or an [`SmsInbound`]; the gateway
+//! answers with a [`Reply`] or an [`SmsReply`]; adapters render it back. No serde here:
+//! wire forms belong to the adapters.
+
+use crate::text::{self, Encoding};
 
 /// One USSD hop, whatever the aggregator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,45 @@ impl Reply {
         Reply {
             text: text.into(),
             end: true,
+        }
+    }
+}
+
+/// One SMS received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsInbound {
+    /// The aggregator's message id (Kannel `%I`, Twilio `MessageSid`), for deduplication.
+    pub id: Option<String>,
+    /// The subscriber, normalised like USSD numbers.
+    pub from: String,
+    /// The short code or number it was sent to.
+    pub to: String,
+    pub text: String,
+}
+
+/// The SMS to send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsReply {
+    pub text: String,
+    pub encoding: Encoding,
+    /// Parts the text takes.
+    pub segments: usize,
+}
+
+impl SmsReply {
+    /// A reply, measured. An empty text becomes a single space: Kannel would otherwise send
+    /// "<Empty reply from service provider>" to the phone.
+    pub fn new(text: String) -> SmsReply {
+        let text = if text.trim().is_empty() {
+            " ".to_string()
+        } else {
+            text
+        };
+        let seg = text::sms_segments(&text);
+        SmsReply {
+            text,
+            encoding: seg.encoding,
+            segments: seg.count,
         }
     }
 }

@@ -16,7 +16,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::adapters::{AdapterError, Dialect, RawRequest, RawResponse};
+use crate::adapters::{AdapterError, Dialect, Kind, RawRequest, RawResponse, SmsAuth};
 use crate::config::Channel;
 use crate::gateway::Gateway;
 use crate::message::mask_msisdn;
@@ -28,17 +28,54 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// Builds the router for the configured channels.
-pub fn router(state: Arc<AppState>, channels: &[Channel]) -> Router {
+/// The environment variable holding the Twilio auth token when a channel names none.
+pub const TWILIO_TOKEN_ENV: &str = "TAMTAM_TWILIO_AUTH_TOKEN";
+
+/// Builds the router for the configured channels. `secret` reads a secret by name (the
+/// binary passes the environment; tests pass their own).
+pub fn router(
+    state: Arc<AppState>,
+    channels: &[Channel],
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     for channel in channels {
         let dialect = channel.dialect;
-        router = router.route(
-            &channel.path,
-            any(move |State(state): State<Arc<AppState>>, req: Request| ussd(state, dialect, req)),
-        );
+        router = match dialect.kind() {
+            Kind::Ussd => router.route(
+                &channel.path,
+                any(move |State(state): State<Arc<AppState>>, req: Request| {
+                    ussd(state, dialect, req)
+                }),
+            ),
+            Kind::Sms => {
+                let env = channel
+                    .auth_token_env
+                    .as_deref()
+                    .unwrap_or(TWILIO_TOKEN_ENV);
+                let auth = Arc::new(SmsAuth {
+                    twilio_token: (dialect == Dialect::Twilio)
+                        .then(|| secret(env))
+                        .flatten()
+                        .filter(|t| !t.is_empty()),
+                    public_url: channel.public_url.clone(),
+                });
+                if dialect == Dialect::Twilio && auth.twilio_token.is_none() {
+                    tracing::warn!(
+                        path = %channel.path,
+                        "no Twilio auth token in {env}: every request on this path gets a 403"
+                    );
+                }
+                router.route(
+                    &channel.path,
+                    any(move |State(state): State<Arc<AppState>>, req: Request| {
+                        sms(state, dialect, auth.clone(), req)
+                    }),
+                )
+            }
+        };
     }
     router
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
@@ -56,25 +93,84 @@ pub async fn serve(
         .await
 }
 
+/// A request's parts, owned, as adapters read them.
+struct Parts {
+    method: String,
+    path: String,
+    query: Option<String>,
+    headers: Vec<(String, String)>,
+    body: axum::body::Bytes,
+}
+
+impl Parts {
+    fn raw(&self) -> RawRequest<'_> {
+        RawRequest {
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+/// Reads a request under the body limit.
+async fn read(req: Request, limit: usize) -> Result<Parts, AdapterError> {
+    let (parts, body) = req.into_parts();
+    let body = to_bytes(body, limit).await.map_err(|e| {
+        // `to_bytes` wraps http-body-util's `LengthLimitError` ("length limit exceeded").
+        if error_chain(&e).any(|m| m.contains("length limit")) {
+            AdapterError::TooLarge(limit)
+        } else {
+            AdapterError::Malformed(format!("could not read the body; {e}"))
+        }
+    })?;
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    Ok(Parts {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers,
+        body,
+    })
+}
+
+async fn sms(state: Arc<AppState>, dialect: Dialect, auth: Arc<SmsAuth>, req: Request) -> Response {
+    let started = Instant::now();
+    let parts = match read(req, state.max_body_bytes).await {
+        Ok(p) => p,
+        Err(err) => return reject(dialect, &err),
+    };
+    let inbound = match dialect.parse_sms(&parts.raw(), &auth) {
+        Ok(i) => i,
+        Err(err) => return reject(dialect, &err),
+    };
+    let (reply, outcome) = state.gateway.sms(dialect.name(), &inbound).await;
+    tracing::info!(
+        dialect = dialect.name(),
+        to = %inbound.to,
+        msisdn = %mask_msisdn(&inbound.from),
+        outcome = outcome.as_str(),
+        segments = reply.segments,
+        encoding = reply.encoding.as_str(),
+        micros = started.elapsed().as_micros() as u64,
+        "sms"
+    );
+    tracing::debug!(text = %inbound.text, reply = %reply.text, "sms texts");
+    into_response(dialect.render_sms(&reply, &inbound))
+}
+
 async fn ussd(state: Arc<AppState>, dialect: Dialect, req: Request) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_string();
-    let body = match to_bytes(req.into_body(), state.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => {
-            // `to_bytes` wraps http-body-util's `LengthLimitError` ("length limit exceeded").
-            let err = if error_chain(&e).any(|m| m.contains("length limit")) {
-                AdapterError::TooLarge(state.max_body_bytes)
-            } else {
-                AdapterError::Malformed(format!("could not read the body; {e}"))
-            };
-            return reject(dialect, &err);
-        }
+    let parts = match read(req, state.max_body_bytes).await {
+        Ok(p) => p,
+        Err(err) => return reject(dialect, &err),
     };
-    let inbound = match dialect.parse(&RawRequest {
-        method: &method,
-        body: &body,
-    }) {
+    let inbound = match dialect.parse(&parts.raw()) {
         Ok(i) => i,
         Err(err) => return reject(dialect, &err),
     };
@@ -103,12 +199,18 @@ fn reject(dialect: Dialect, err: &AdapterError) -> Response {
 
 fn into_response(raw: RawResponse) -> Response {
     let status = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, raw.content_type)],
         Body::from(raw.body),
     )
-        .into_response()
+        .into_response();
+    for (name, value) in raw.headers {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {

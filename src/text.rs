@@ -308,6 +308,89 @@ fn char_units(c: char, encoding: Encoding) -> usize {
     }
 }
 
+/// Strips accents for matching (not for display): `Médiateur` and `MEDIATEUR` fold alike.
+/// Lower and upper case are kept; match case-insensitively.
+pub fn fold_accents(s: &str) -> String {
+    let t = transliterate(s);
+    t.chars()
+        .map(|c| match c {
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'É' | 'È' | 'Ê' | 'Ë' => 'E',
+            'à' | 'ä' | 'å' | 'â' => 'a',
+            'À' | 'Ä' | 'Å' | 'Â' => 'A',
+            'ù' | 'ü' | 'û' => 'u',
+            'Ù' | 'Ü' | 'Û' => 'U',
+            'ì' | 'î' | 'ï' => 'i',
+            'ò' | 'ö' | 'ø' | 'ô' => 'o',
+            'Ö' | 'Ø' | 'Ô' => 'O',
+            'ñ' => 'n',
+            'Ñ' => 'N',
+            'Ç' => 'C',
+            'ç' => 'c',
+            other => other,
+        })
+        .collect()
+}
+
+/// An SMS reply cut to fit: what to send now and what `SUITE` will send next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shaped {
+    pub text: String,
+    pub rest: Option<String>,
+    pub segments: Segments,
+}
+
+/// Caps `text` at `max_segments` SMS parts. A longer text is cut at a word boundary and
+/// ends with `suffix` (e.g. `… Envoyez SUITE`); the remainder comes back as `rest`.
+pub fn shape_sms(text: &str, max_segments: usize, suffix: &str) -> Shaped {
+    let max = max_segments.max(1);
+    let whole = sms_segments(text);
+    if whole.count <= max {
+        return Shaped {
+            text: text.to_string(),
+            rest: None,
+            segments: whole,
+        };
+    }
+    // Candidate cuts: before each space or line break, longest first that fits.
+    let cuts: Vec<usize> = text
+        .char_indices()
+        .filter(|(_, c)| c.is_whitespace())
+        .map(|(i, _)| i)
+        .collect();
+    let fits = |i: usize| sms_segments(&format!("{}{suffix}", text[..i].trim_end())).count <= max;
+    // Segment counts grow with the prefix, so the longest fitting cut is found by bisection.
+    let (mut lo, mut hi) = (0usize, cuts.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if fits(cuts[mid - 1]) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let cut = if lo == 0 {
+        // Not even one word fits before the suffix: cut by characters.
+        let mut end = 0;
+        for (i, c) in text.char_indices() {
+            if !fits(i + c.len_utf8()) {
+                break;
+            }
+            end = i + c.len_utf8();
+        }
+        end
+    } else {
+        cuts[lo - 1]
+    };
+    let shown = format!("{}{suffix}", text[..cut].trim_end());
+    let rest = text[cut..].trim().to_string();
+    Shaped {
+        segments: sms_segments(&shown),
+        text: shown,
+        rest: (!rest.is_empty()).then_some(rest),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +488,38 @@ mod tests {
         assert_eq!(wrap("", 4, Encoding::Gsm7), [""]);
         // Extension characters count two septets.
         assert_eq!(wrap("[[ ab", 4, Encoding::Gsm7), ["[[", "ab"]);
+    }
+
+    #[test]
+    fn keywords_fold_accents() {
+        assert_eq!(fold_accents("Médiateur"), "Mediateur");
+        assert_eq!(fold_accents("RÉACTIVATION"), "REACTIVATION");
+        assert_eq!(fold_accents("Réactivation ça"), "Reactivation ca");
+    }
+
+    #[test]
+    fn long_sms_are_cut_at_a_word_and_continue() {
+        let suffix = "... Envoyez SUITE";
+        let text = "mot ".repeat(200);
+        let shaped = shape_sms(text.trim(), 3, suffix);
+        assert_eq!(shaped.segments.count, 3);
+        assert!(shaped.text.ends_with(suffix));
+        let body = shaped.text.trim_end_matches(suffix);
+        assert!(body.split(' ').all(|w| w == "mot"), "cut between words");
+        // Nothing is lost: what was sent plus the rest is the whole text.
+        let rest = shaped.rest.clone().unwrap();
+        assert_eq!(format!("{body} {rest}"), text.trim());
+        // As much as fits was sent: one more word would not fit.
+        let one_more = format!("{body} mot{suffix}");
+        assert!(sms_segments(&one_more).count > 3);
+        // A short text goes whole.
+        let short = shape_sms("Bonjour", 3, suffix);
+        assert_eq!((short.text.as_str(), short.rest), ("Bonjour", None));
+        // UCS-2 text: 3 parts of 67.
+        let uni = "reçu ".repeat(60);
+        let shaped = shape_sms(uni.trim(), 3, " … Envoyez SUITE");
+        assert_eq!(shaped.segments.encoding, Encoding::Ucs2);
+        assert!(shaped.segments.count <= 3 && shaped.rest.is_some());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(super) fn render(reply: &Reply) -> RawResponse {
     let prefix = if reply.end { "END " } else { "CON " };
     RawResponse {
         status: 200,
+        headers: Vec::new(),
         content_type: "text/plain; charset=utf-8",
         body: format!("{prefix}{}", reply.text),
     }

@@ -107,6 +107,7 @@ pub(super) fn render(reply: &Reply) -> RawResponse {
     });
     RawResponse {
         status: 200,
+        headers: Vec::new(),
         content_type: "application/json",
         body: body.to_string(),
     }

@@ -77,6 +77,7 @@ pub(super) fn render(reply: &Reply, session_id: &str) -> RawResponse {
     });
     RawResponse {
         status: 200,
+        headers: Vec::new(),
         content_type: "application/json",
         body: body.to_string(),
     }
@@ -90,6 +91,7 @@ pub(super) fn render_error(error: &AdapterError) -> RawResponse {
     });
     RawResponse {
         status: error.status(),
+        headers: Vec::new(),
         content_type: "application/json",
         body: body.to_string(),
     }

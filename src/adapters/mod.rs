@@ -1,26 +1,58 @@
 //! Dialects: the only code that knows wire formats.
 //!
-//! Each dialect is one file that turns a webhook ([`RawRequest`]) into the one internal
-//! [`Inbound`] and a [`Reply`] back into a [`RawResponse`]. Errors come back in the
+//! Each dialect is one file that turns a webhook ([`RawRequest`]) into one internal type
+//! ([`Inbound`] for USSD, [`SmsInbound`] for SMS) and a reply back into a [`RawResponse`]. Errors come back in the
 //! dialect's own format (an Africa's Talking `END …` text, a Hubtel `Release` JSON), with a
 //! 4xx status and a message saying what was wrong. No axum, no session, no menu here.
 
 mod africas_talking;
 mod hubtel;
 mod json;
+mod kannel;
+mod sms_json;
+mod twilio;
 
-use crate::message::{Inbound, Reply};
+use crate::message::{Inbound, Reply, SmsInbound, SmsReply};
 
-/// The USSD dialects tamtam speaks. Closed: adding one is adding a file and a variant.
+pub use twilio::signature as twilio_signature;
+
+/// The dialects tamtam speaks. Closed: adding one is adding a file and a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
+    /// Africa's Talking USSD.
     AfricasTalking,
+    /// Hubtel-style USSD.
     Hubtel,
+    /// tamtam's own USSD JSON.
     Json,
+    /// Kannel `sms-service` (`get-url` or `post-url`).
+    Kannel,
+    /// Twilio-style SMS webhook.
+    Twilio,
+    /// tamtam's own SMS JSON.
+    SmsJson,
+}
+
+/// Whether a dialect carries USSD hops or SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ussd,
+    Sms,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 3] = [Dialect::AfricasTalking, Dialect::Hubtel, Dialect::Json];
+    pub const ALL: [Dialect; 6] = [
+        Dialect::AfricasTalking,
+        Dialect::Hubtel,
+        Dialect::Json,
+        Dialect::Kannel,
+        Dialect::Twilio,
+        Dialect::SmsJson,
+    ];
+    /// The USSD dialects.
+    pub const USSD: [Dialect; 3] = [Dialect::AfricasTalking, Dialect::Hubtel, Dialect::Json];
+    /// The SMS dialects.
+    pub const SMS: [Dialect; 3] = [Dialect::Kannel, Dialect::Twilio, Dialect::SmsJson];
 
     /// The name used in the configuration and in session keys.
     pub fn name(self) -> &'static str {
@@ -28,6 +60,9 @@ impl Dialect {
             Dialect::AfricasTalking => "africas_talking",
             Dialect::Hubtel => "hubtel",
             Dialect::Json => "json",
+            Dialect::Kannel => "kannel",
+            Dialect::Twilio => "twilio",
+            Dialect::SmsJson => "sms_json",
         }
     }
 
@@ -35,7 +70,15 @@ impl Dialect {
         Dialect::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// Reads a webhook.
+    /// USSD or SMS.
+    pub fn kind(self) -> Kind {
+        match self {
+            Dialect::AfricasTalking | Dialect::Hubtel | Dialect::Json => Kind::Ussd,
+            Dialect::Kannel | Dialect::Twilio | Dialect::SmsJson => Kind::Sms,
+        }
+    }
+
+    /// Reads a USSD webhook.
     pub fn parse(self, req: &RawRequest) -> Result<Inbound, AdapterError> {
         if req.method != "POST" {
             return Err(AdapterError::Method(req.method.to_string()));
@@ -44,6 +87,10 @@ impl Dialect {
             Dialect::AfricasTalking => africas_talking::parse(req.body),
             Dialect::Hubtel => hubtel::parse(req.body),
             Dialect::Json => json::parse(req.body),
+            _ => Err(AdapterError::Malformed(format!(
+                "{} is an SMS dialect",
+                self.name()
+            ))),
         }
     }
 
@@ -53,26 +100,82 @@ impl Dialect {
             Dialect::AfricasTalking => africas_talking::render(reply),
             Dialect::Hubtel => hubtel::render(reply),
             Dialect::Json => json::render(reply, session_id),
+            Dialect::Kannel => kannel::render(&SmsReply::new(reply.text.clone())),
+            Dialect::Twilio => twilio::render(&SmsReply::new(reply.text.clone())),
+            Dialect::SmsJson => sms_json::render(&SmsReply::new(reply.text.clone()), None),
+        }
+    }
+
+    /// Reads an SMS webhook. `auth` carries what Twilio's signature check needs.
+    pub fn parse_sms(self, req: &RawRequest, auth: &SmsAuth) -> Result<SmsInbound, AdapterError> {
+        match self {
+            Dialect::Kannel => kannel::parse(req),
+            Dialect::Twilio => twilio::parse(req, auth),
+            Dialect::SmsJson => sms_json::parse(req),
+            _ => Err(AdapterError::Malformed(format!(
+                "{} is a USSD dialect",
+                self.name()
+            ))),
+        }
+    }
+
+    /// Writes the SMS reply to `inbound`.
+    pub fn render_sms(self, reply: &SmsReply, inbound: &SmsInbound) -> RawResponse {
+        match self {
+            Dialect::Kannel => kannel::render(reply),
+            Dialect::Twilio => twilio::render(reply),
+            Dialect::SmsJson => sms_json::render(reply, Some(inbound)),
+            // A USSD dialect never carries SMS; answer as its END screen would.
+            _ => self.render(&Reply::end(reply.text.clone()), ""),
         }
     }
 
     /// Writes an error, with its 4xx status, in the dialect's format.
     pub fn render_error(self, error: &AdapterError) -> RawResponse {
+        let text = error.to_subscriber();
         let mut response = match self {
-            Dialect::AfricasTalking => africas_talking::render(&Reply::end(error.to_subscriber())),
-            Dialect::Hubtel => hubtel::render(&Reply::end(error.to_subscriber())),
+            Dialect::AfricasTalking => africas_talking::render(&Reply::end(text)),
+            Dialect::Hubtel => hubtel::render(&Reply::end(text)),
             Dialect::Json => json::render_error(error),
+            Dialect::Kannel => kannel::render(&SmsReply::new(text)),
+            Dialect::Twilio => twilio::render(&SmsReply::new(text)),
+            Dialect::SmsJson => sms_json::render_error(error),
         };
         response.status = error.status();
         response
     }
 }
 
+/// What an SMS dialect needs to authenticate a webhook.
+#[derive(Debug, Clone, Default)]
+pub struct SmsAuth {
+    /// The Twilio auth token; `None`: every Twilio webhook is refused.
+    pub twilio_token: Option<String>,
+    /// The URL Twilio calls, as configured; `None`: built from `Host` and the path.
+    pub public_url: Option<String>,
+}
+
 /// A webhook as received, before any dialect reads it.
 #[derive(Debug, Clone, Copy)]
 pub struct RawRequest<'a> {
     pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: Option<&'a str>,
+    /// Headers, names in lower case.
+    pub headers: &'a [(String, String)],
     pub body: &'a [u8],
+}
+
+impl RawRequest<'_> {
+    /// The value of a header (names compared in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A response, ready for the HTTP layer.
@@ -80,6 +183,8 @@ pub struct RawRequest<'a> {
 pub struct RawResponse {
     pub status: u16,
     pub content_type: &'static str,
+    /// Extra headers (`X-Kannel-Coding`).
+    pub headers: Vec<(&'static str, String)>,
     pub body: String,
 }
 
@@ -98,6 +203,8 @@ pub enum AdapterError {
     NotUtf8,
     #[error("method {0} not allowed; use POST")]
     Method(String),
+    #[error("forbidden; {0}")]
+    Forbidden(String),
 }
 
 impl AdapterError {
@@ -106,6 +213,7 @@ impl AdapterError {
         match self {
             AdapterError::TooLarge(_) => 413,
             AdapterError::Method(_) => 405,
+            AdapterError::Forbidden(_) => 403,
             _ => 400,
         }
     }
@@ -119,6 +227,7 @@ impl AdapterError {
             AdapterError::TooLarge(_) => "too_large",
             AdapterError::NotUtf8 => "not_utf8",
             AdapterError::Method(_) => "method_not_allowed",
+            AdapterError::Forbidden(_) => "forbidden",
         }
     }
 
@@ -134,6 +243,7 @@ impl AdapterError {
             AdapterError::TooLarge(n) => format!("corps de plus de {n} octets"),
             AdapterError::NotUtf8 => "texte non UTF-8".to_string(),
             AdapterError::Method(m) => format!("methode {m} refusee, utilisez POST"),
+            AdapterError::Forbidden(why) => format!("acces refuse ({why})"),
         };
         crate::text::transliterate(&format!("Demande invalide : {detail}.")).into_owned()
     }
@@ -143,20 +253,36 @@ impl AdapterError {
 /// value must be UTF-8 (the `form_urlencoded` crate replaces bad bytes silently, which
 /// would hide a broken aggregator).
 pub(crate) fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, AdapterError> {
+    parse_form_bytes(body)?
+        .into_iter()
+        .map(|(k, v)| {
+            let k = String::from_utf8(k).map_err(|_| AdapterError::NotUtf8)?;
+            let v = String::from_utf8(v).map_err(|_| AdapterError::NotUtf8)?;
+            Ok((k, v))
+        })
+        .collect()
+}
+
+/// A form field, name and value, as decoded bytes.
+pub(crate) type BytePair = (Vec<u8>, Vec<u8>);
+
+/// Reads a form or query string into decoded bytes, for values whose charset is given
+/// elsewhere (Kannel's `charset`).
+pub(crate) fn parse_form_bytes(body: &[u8]) -> Result<Vec<BytePair>, AdapterError> {
     let text = std::str::from_utf8(body).map_err(|_| AdapterError::NotUtf8)?;
-    let decode = |s: &str| -> Result<String, AdapterError> {
+    let decode = |s: &str| -> Vec<u8> {
         let plus = s.replace('+', " ");
-        percent_encoding::percent_decode_str(&plus)
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| AdapterError::NotUtf8)
+        percent_encoding::percent_decode_str(&plus).collect()
     };
-    let mut pairs = Vec::new();
-    for pair in text.trim().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        pairs.push((decode(k)?, decode(v)?));
-    }
-    Ok(pairs)
+    Ok(text
+        .trim()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect())
 }
 
 /// The value of a form field.
@@ -206,6 +332,14 @@ mod tests {
         assert_eq!(as_dial_string("*144#"), "*144#");
         assert_eq!(as_dial_string("144"), "*144#");
         assert_eq!(as_dial_string("144*3"), "*144*3#");
+    }
+
+    #[test]
+    fn every_dialect_has_a_unique_name() {
+        for d in Dialect::ALL {
+            assert_eq!(Dialect::from_name(d.name()), Some(d));
+        }
+        assert_eq!(Dialect::USSD.len() + Dialect::SMS.len(), Dialect::ALL.len());
     }
 
     #[test]

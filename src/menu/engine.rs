@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::model::{Kind, Menu, RouteCondition, ScreenId, BACK, HOME, MAX_ERRORS, MORE};
-use super::render::{paginate, Body};
+use super::model::{Channel, Kind, Menu, RouteCondition, ScreenId, BACK, HOME, MAX_ERRORS, MORE};
+use super::render::{paginate, sms_text, Body};
 
 /// Most automatic moves (routers, silent lookups) one answer may cause: a guard against a
 /// menu whose routers loop.
@@ -112,6 +112,7 @@ enum Flow {
 /// asks whether to resume it.
 pub fn start(
     menu: &Menu,
+    channel: Channel,
     msisdn: &str,
     prefill: Vec<String>,
     resume: Option<State>,
@@ -119,26 +120,53 @@ pub fn start(
     let mut state = State::at(menu.home);
     if let Some(previous) = resume.filter(|_| prefill.is_empty()) {
         state.resume = Some(Box::new(previous));
-        let step = show(menu, &mut state, msisdn);
+        let step = show(menu, channel, &mut state, msisdn);
         return (state, step);
     }
     state.pending = prefill.into();
-    let step = match enter(menu, &mut state, msisdn, menu.home) {
-        Flow::Shown => drain(menu, &mut state, msisdn),
-        Flow::Effect(e) => Step::Lookup(e),
-        Flow::End(text) => Step::Show { text, end: true },
-    };
+    let step = settle(menu, channel, &mut state, msisdn, menu.home);
     (state, step)
 }
 
+/// Starts a session on `screen` (an SMS keyword), with home as the way back.
+pub fn start_at(menu: &Menu, channel: Channel, msisdn: &str, screen: ScreenId) -> (State, Step) {
+    let mut state = State::at(menu.home);
+    if screen != menu.home {
+        state.history.push(menu.home);
+    }
+    let step = settle(menu, channel, &mut state, msisdn, screen);
+    (state, step)
+}
+
+/// Enters `screen` and applies pending inputs.
+fn settle(
+    menu: &Menu,
+    channel: Channel,
+    state: &mut State,
+    msisdn: &str,
+    screen: ScreenId,
+) -> Step {
+    match enter(menu, channel, state, msisdn, screen) {
+        Flow::Shown => drain(menu, channel, state, msisdn),
+        Flow::Effect(e) => Step::Lookup(e),
+        Flow::End(text) => Step::Show { text, end: true },
+    }
+}
+
 /// Applies one answer of the subscriber.
-pub fn input(menu: &Menu, state: &mut State, msisdn: &str, text: &str) -> Step {
+pub fn input(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, text: &str) -> Step {
     state.pending.push_back(text.to_string());
-    drain(menu, state, msisdn)
+    drain(menu, channel, state, msisdn)
 }
 
 /// Applies the outcome of the lookup the last [`Step::Lookup`] asked for.
-pub fn lookup_done(menu: &Menu, state: &mut State, msisdn: &str, outcome: LookupOutcome) -> Step {
+pub fn lookup_done(
+    menu: &Menu,
+    channel: Channel,
+    state: &mut State,
+    msisdn: &str,
+    outcome: LookupOutcome,
+) -> Step {
     let flow = match &menu.screen(state.screen).kind {
         Kind::Lookup {
             missing,
@@ -151,38 +179,37 @@ pub fn lookup_done(menu: &Menu, state: &mut State, msisdn: &str, outcome: Lookup
                     state.set_var(&k, v);
                 }
                 match (&menu.screen(state.screen).body, next) {
-                    (None, Some(next)) => enter(menu, state, msisdn, *next),
+                    (None, Some(next)) => enter(menu, channel, state, msisdn, *next),
                     _ => Flow::Shown,
                 }
             }
-            LookupOutcome::Missing => enter(menu, state, msisdn, *missing),
+            LookupOutcome::Missing => enter(menu, channel, state, msisdn, *missing),
             LookupOutcome::Failed => match failed {
-                Some(f) => enter(menu, state, msisdn, *f),
-                None => Flow::End(menu.texts.unavailable.clone()),
+                Some(f) => enter(menu, channel, state, msisdn, *f),
+                None => Flow::End(menu.texts(channel).unavailable.clone()),
             },
         },
         // Not waiting for a lookup: nothing to apply.
         _ => Flow::Shown,
     };
     match flow {
-        Flow::Shown => drain(menu, state, msisdn),
+        Flow::Shown => drain(menu, channel, state, msisdn),
         Flow::Effect(e) => Step::Lookup(e),
         Flow::End(text) => Step::Show { text, end: true },
     }
 }
 
 /// Applies pending inputs until none is left, an effect is needed or the session ends.
-fn drain(menu: &Menu, state: &mut State, msisdn: &str) -> Step {
+fn drain(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str) -> Step {
     loop {
-        let (_, end) = display(menu, state, msisdn);
-        if end {
+        if ends_here(menu, channel, state, msisdn) {
             state.pending.clear();
-            return show(menu, state, msisdn);
+            return show(menu, channel, state, msisdn);
         }
         let Some(answer) = state.pending.pop_front() else {
-            return show(menu, state, msisdn);
+            return show(menu, channel, state, msisdn);
         };
-        match apply(menu, state, msisdn, answer.trim()) {
+        match apply(menu, channel, state, msisdn, answer.trim()) {
             Flow::Shown => {}
             Flow::Effect(e) => return Step::Lookup(e),
             Flow::End(text) => {
@@ -193,47 +220,89 @@ fn drain(menu: &Menu, state: &mut State, msisdn: &str) -> Step {
     }
 }
 
+/// True when the current screen ends the session once shown (its last page, on USSD).
+fn ends_here(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> bool {
+    let terminal = match &menu.screen(state.screen).kind {
+        Kind::Info => true,
+        Kind::Lookup { choices, .. } => choices.is_empty(),
+        _ => false,
+    };
+    terminal
+        && state.resume.is_none()
+        && match channel {
+            Channel::Sms => true,
+            Channel::Ussd => usize::from(state.page) + 1 >= pages_of(menu, state, msisdn).len(),
+        }
+}
+
 /// Shows the current screen and clears the error flag.
-fn show(menu: &Menu, state: &mut State, msisdn: &str) -> Step {
-    let (text, end) = display(menu, state, msisdn);
+fn show(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str) -> Step {
+    let text = display(menu, channel, state, msisdn);
+    let end = ends_here(menu, channel, state, msisdn);
     state.flash = false;
     Step::Show { text, end }
 }
 
-/// What the current state shows, and whether it ends the session.
-fn display(menu: &Menu, state: &State, msisdn: &str) -> (String, bool) {
-    let t = &menu.texts;
+/// What the current state shows on `channel`.
+fn display(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> String {
+    let t = menu.texts(channel);
     if state.resume.is_some() {
         let question = format!(
             "{}\n1. {}\n2. {}",
             t.resume, t.resume_continue, t.resume_restart
         );
-        return (
-            with_flash(state.flash.then_some(&t.invalid_choice), question),
-            false,
-        );
+        return with_flash(state.flash.then_some(t.invalid_choice.as_str()), question);
     }
     let screen = menu.screen(state.screen);
-    let pages = pages_of(menu, state, msisdn);
-    let p = usize::from(state.page).min(pages.len() - 1);
-    let last = p + 1 == pages.len();
-    let page = pages[p].clone();
-    let terminal = match &screen.kind {
-        Kind::Info => true,
-        Kind::Lookup { choices, .. } => choices.is_empty(),
-        _ => false,
+    let shown = match channel {
+        Channel::Ussd => {
+            let pages = pages_of(menu, state, msisdn);
+            let p = usize::from(state.page).min(pages.len() - 1);
+            pages[p].clone()
+        }
+        Channel::Sms => sms_of(menu, state, msisdn),
     };
-    let flash = state.flash.then_some(match &screen.kind {
-        Kind::Input { error, .. } => error,
-        _ => &t.invalid_choice,
-    });
-    (with_flash(flash, page), terminal && last)
+    let error;
+    let flash = match &screen.kind {
+        Kind::Input { error: e, .. } => {
+            error = menu.policy(channel).apply(e);
+            error.as_ref()
+        }
+        _ => t.invalid_choice.as_str(),
+    };
+    with_flash(state.flash.then_some(flash), shown)
 }
 
-fn with_flash(flash: Option<&String>, page: String) -> String {
+fn with_flash(flash: Option<&str>, page: String) -> String {
     match flash {
         Some(f) => format!("{f}\n{page}"),
         None => page,
+    }
+}
+
+/// The value of a placeholder: the caller's number or a variable.
+fn value<'a>(state: &'a State, msisdn: &'a str, name: &str) -> Option<&'a str> {
+    if name == "msisdn" {
+        Some(msisdn)
+    } else {
+        state.var(name)
+    }
+}
+
+/// The current screen as one SMS text.
+fn sms_of(menu: &Menu, state: &State, msisdn: &str) -> String {
+    match &menu.screen(state.screen).body {
+        Some(Body::Static(pages)) => pages.sms.clone(),
+        Some(Body::Dynamic { text, choices, .. }) => {
+            let policy = menu.sms_policy;
+            let body = text.render(|name| value(state, msisdn, name));
+            let labels: Vec<String> = choices
+                .iter()
+                .map(|l| policy.apply(l).into_owned())
+                .collect();
+            sms_text(&policy.apply(&body), &labels)
+        }
+        None => String::new(),
     }
 }
 
@@ -246,15 +315,14 @@ fn pages_of<'m>(menu: &'m Menu, state: &State, msisdn: &str) -> Cow<'m, [String]
             choices,
             layout,
         }) => {
-            let body = text.render(|name| {
-                if name == "msisdn" {
-                    Some(msisdn)
-                } else {
-                    state.var(name)
-                }
-            });
-            let body = menu.policy.apply(&body);
-            match paginate(&body, choices, *layout, &menu.texts, menu.limits) {
+            let policy = menu.policy;
+            let body = text.render(|name| value(state, msisdn, name));
+            let body = policy.apply(&body);
+            let labels: Vec<String> = choices
+                .iter()
+                .map(|l| policy.apply(l).into_owned())
+                .collect();
+            match paginate(&body, &labels, *layout, &menu.texts, menu.limits) {
                 Ok(pages) => Cow::Owned(pages.normal),
                 // Choices are checked at load, so this cannot happen; show the text anyway.
                 Err(_) => Cow::Owned(vec![body.into_owned()]),
@@ -265,7 +333,7 @@ fn pages_of<'m>(menu: &'m Menu, state: &State, msisdn: &str) -> Cow<'m, [String]
 }
 
 /// Applies one answer to a displayed screen.
-fn apply(menu: &Menu, state: &mut State, msisdn: &str, answer: &str) -> Flow {
+fn apply(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, answer: &str) -> Flow {
     if let Some(previous) = state.resume.take() {
         return match answer {
             "1" => {
@@ -279,17 +347,17 @@ fn apply(menu: &Menu, state: &mut State, msisdn: &str, answer: &str) -> Flow {
                 let pending = std::mem::take(&mut state.pending);
                 *state = State::at(menu.home);
                 state.pending = pending;
-                enter(menu, state, msisdn, menu.home)
+                enter(menu, channel, state, msisdn, menu.home)
             }
             _ => {
                 state.resume = Some(previous);
-                invalid(menu, state, MAX_ERRORS)
+                invalid(menu, channel, state, MAX_ERRORS)
             }
         };
     }
     if answer == HOME {
         state.history.clear();
-        return enter(menu, state, msisdn, menu.home);
+        return enter(menu, channel, state, msisdn, menu.home);
     }
     if answer == BACK {
         if state.page > 0 {
@@ -298,12 +366,15 @@ fn apply(menu: &Menu, state: &mut State, msisdn: &str, answer: &str) -> Flow {
             return Flow::Shown;
         }
         if let Some(previous) = state.history.pop() {
-            return enter(menu, state, msisdn, previous);
+            return enter(menu, channel, state, msisdn, previous);
         }
         // Back on the first page of home: stay, it is not an error worth counting.
         return Flow::Shown;
     }
-    if answer == MORE && usize::from(state.page) + 1 < pages_of(menu, state, msisdn).len() {
+    if answer == MORE
+        && channel == Channel::Ussd
+        && usize::from(state.page) + 1 < pages_of(menu, state, msisdn).len()
+    {
         state.page += 1;
         state.errors = 0;
         return Flow::Shown;
@@ -315,9 +386,9 @@ fn apply(menu: &Menu, state: &mut State, msisdn: &str, answer: &str) -> Flow {
                 Ok(n) if (1..=choices.len()).contains(&n) && !answer.starts_with('0') => {
                     let next = choices[n - 1];
                     push_history(state);
-                    enter(menu, state, msisdn, next)
+                    enter(menu, channel, state, msisdn, next)
                 }
-                _ => invalid(menu, state, MAX_ERRORS),
+                _ => invalid(menu, channel, state, MAX_ERRORS),
             }
         }
         Kind::Input {
@@ -330,12 +401,12 @@ fn apply(menu: &Menu, state: &mut State, msisdn: &str, answer: &str) -> Flow {
             if regex.is_match(answer) {
                 state.set_var(save, answer.to_string());
                 push_history(state);
-                enter(menu, state, msisdn, *next)
+                enter(menu, channel, state, msisdn, *next)
             } else {
-                invalid(menu, state, *retries)
+                invalid(menu, channel, state, *retries)
             }
         }
-        _ => invalid(menu, state, MAX_ERRORS),
+        _ => invalid(menu, channel, state, MAX_ERRORS),
     }
 }
 
@@ -346,17 +417,17 @@ fn push_history(state: &mut State) {
     state.history.push(state.screen);
 }
 
-fn invalid(menu: &Menu, state: &mut State, allowed: u8) -> Flow {
+fn invalid(menu: &Menu, channel: Channel, state: &mut State, allowed: u8) -> Flow {
     state.errors = state.errors.saturating_add(1);
     if state.errors >= allowed.max(1) {
-        return Flow::End(menu.texts.too_many_errors.clone());
+        return Flow::End(menu.texts(channel).too_many_errors.clone());
     }
     state.flash = true;
     Flow::Shown
 }
 
 /// Makes `id` current, following routers, and asks for a lookup when it is one.
-fn enter(menu: &Menu, state: &mut State, msisdn: &str, mut id: ScreenId) -> Flow {
+fn enter(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, mut id: ScreenId) -> Flow {
     for _ in 0..MAX_AUTOMATIC_MOVES {
         state.screen = id;
         state.page = 0;
@@ -370,13 +441,7 @@ fn enter(menu: &Menu, state: &mut State, msisdn: &str, mut id: ScreenId) -> Flow
                     .map_or(*default, |r| r.next);
             }
             Kind::Lookup { source, key, .. } => {
-                let key = key.render(|name| {
-                    if name == "msisdn" {
-                        Some(msisdn)
-                    } else {
-                        state.var(name)
-                    }
-                });
+                let key = key.render(|name| value(state, msisdn, name));
                 return Flow::Effect(Effect {
                     source: source.clone(),
                     key,
@@ -386,7 +451,7 @@ fn enter(menu: &Menu, state: &mut State, msisdn: &str, mut id: ScreenId) -> Flow
         }
     }
     tracing::warn!(menu = %menu.file, screen = %menu.screen(id).id, "routers loop; session ended");
-    Flow::End(menu.texts.unavailable.clone())
+    Flow::End(menu.texts(channel).unavailable.clone())
 }
 
 fn holds(condition: &RouteCondition, state: &State, msisdn: &str) -> bool {

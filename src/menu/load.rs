@@ -11,9 +11,12 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::model::{
-    Kind, Menu, Route, RouteCondition, Screen, ScreenId, Texts, MAX_CHOICES, MAX_ERRORS,
+    Keyword, Kind, Menu, Route, RouteCondition, Screen, ScreenId, SmsRoutes, Texts, MAX_CHOICES,
+    MAX_ERRORS,
 };
-use super::render::{fit_check, page_encoding, paginate, policy_owned, Body, LayoutKind, Template};
+use super::render::{
+    fit_check, page_encoding, paginate, policy_owned, sms_text, Body, LayoutKind, Template,
+};
 use crate::text::{Encoding, TextPolicy, UssdLimits};
 
 /// How bad a problem is.
@@ -49,7 +52,10 @@ impl fmt::Display for Diagnostic {
 /// What a menu needs to know about its tenant.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
+    /// The USSD text policy.
     pub policy: TextPolicy,
+    /// The SMS text policy.
+    pub sms_policy: TextPolicy,
     pub limits: UssdLimits,
     /// The tenant's data sources and, when known, their field names.
     pub sources: HashMap<String, Vec<String>>,
@@ -74,6 +80,25 @@ struct RawTexts {
     resume_restart: Option<String>,
     goodbye: Option<String>,
     unavailable: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSms {
+    help: Option<String>,
+    #[serde(default)]
+    keywords: Vec<RawKeyword>,
+    #[serde(default)]
+    fixed: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyword {
+    name: String,
+    #[serde(rename = "match")]
+    pattern: String,
+    screen: String,
 }
 
 #[derive(Deserialize)]
@@ -163,10 +188,10 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         }
     };
     for key in table.keys() {
-        if !matches!(key.as_str(), "menu" | "texts" | "screens") {
+        if !matches!(key.as_str(), "menu" | "texts" | "screens" | "sms") {
             report.error(
                 key,
-                "unknown section (expected [menu], [texts] or [screens.<id>])",
+                "unknown section (expected [menu], [texts], [sms] or [screens.<id>])",
             );
         }
     }
@@ -192,7 +217,16 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
             .unwrap_or_default(),
         None => RawTexts::default(),
     };
-    let texts = build_texts(raw_texts, options.policy);
+    let raw_sms: RawSms = match table.get("sms") {
+        Some(v) => v
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| report.error("sms", e.message().to_string()))
+            .unwrap_or_default(),
+        None => RawSms::default(),
+    };
+    let texts = build_texts(&raw_texts, options.policy);
+    let sms_texts = build_texts(&raw_texts, options.sms_policy);
 
     let Some(screens_value) = table.get("screens") else {
         report.error("screens", "no screens: add [screens.<id>] sections");
@@ -262,6 +296,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
     }
 
     check_texts(&texts, options.limits, report);
+    let sms = build_sms(raw_sms, &index, options.sms_policy, report);
     let home = home?;
     if screens.iter().any(Option::is_none) {
         return None;
@@ -284,24 +319,97 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         texts,
         policy: options.policy,
         limits: options.limits,
+        sms_texts,
+        sms_policy: options.sms_policy,
+        sms: sms?,
         index,
     })
 }
 
-fn build_texts(raw: RawTexts, policy: TextPolicy) -> Texts {
+fn build_sms(
+    raw: RawSms,
+    index: &HashMap<String, ScreenId>,
+    policy: TextPolicy,
+    report: &mut Report,
+) -> Option<SmsRoutes> {
+    let before = report.items.len();
+    let mut routes = SmsRoutes::default();
+    for (i, k) in raw.keywords.iter().enumerate() {
+        let at = format!("sms.keywords[{}]", i + 1);
+        let screen = index.get(&k.screen).copied();
+        if screen.is_none() {
+            report.error(
+                &at,
+                format!("`screen` names screen `{}`, which does not exist", k.screen),
+            );
+        }
+        // Accents are folded on both sides, case is ignored, and the keyword starts the text.
+        let pattern = format!(
+            r"(?i)^\s*(?:{})(?:\W|$)",
+            crate::text::fold_accents(&k.pattern)
+        );
+        let regex = match Regex::new(&pattern) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                report.error(&at, format!("`match` does not compile: {e}"));
+                None
+            }
+        };
+        if let Some(r) = &regex {
+            if !r.is_match(&crate::text::fold_accents(&k.name)) {
+                report.warn(
+                    &at,
+                    format!("the keyword's own name `{}` does not match it", k.name),
+                );
+            }
+        }
+        if let (Some(regex), Some(screen)) = (regex, screen) {
+            routes.keywords.push(Keyword {
+                name: k.name.clone(),
+                regex,
+                screen,
+            });
+        }
+    }
+    for (code, screen) in &raw.fixed {
+        match index.get(screen) {
+            Some(id) => {
+                routes.fixed.insert(code.clone(), *id);
+            }
+            None => report.error(
+                "sms.fixed",
+                format!("short code {code} names screen `{screen}`, which does not exist"),
+            ),
+        }
+    }
+    let help = raw.help.unwrap_or_else(|| {
+        let names: Vec<&str> = raw.keywords.iter().map(|k| k.name.as_str()).collect();
+        format!("Envoyez un mot-clé : {}.", names.join(", "))
+    });
+    routes.help = policy_owned(policy, &help);
+    if report.items[before..]
+        .iter()
+        .any(|d| d.severity == Severity::Error)
+    {
+        return None;
+    }
+    Some(routes)
+}
+
+fn build_texts(raw: &RawTexts, policy: TextPolicy) -> Texts {
     let d = Texts::default();
-    let p = |v: Option<String>, d: String| policy_owned(policy, &v.unwrap_or(d));
+    let p = |v: &Option<String>, d: String| policy_owned(policy, v.as_ref().unwrap_or(&d));
     Texts {
-        invalid_choice: p(raw.invalid_choice, d.invalid_choice),
-        too_many_errors: p(raw.too_many_errors, d.too_many_errors),
-        more: p(raw.more, d.more),
-        back: p(raw.back, d.back),
-        home_label: p(raw.home_label, d.home_label),
-        resume: p(raw.resume, d.resume),
-        resume_continue: p(raw.resume_continue, d.resume_continue),
-        resume_restart: p(raw.resume_restart, d.resume_restart),
-        goodbye: p(raw.goodbye, d.goodbye),
-        unavailable: p(raw.unavailable, d.unavailable),
+        invalid_choice: p(&raw.invalid_choice, d.invalid_choice),
+        too_many_errors: p(&raw.too_many_errors, d.too_many_errors),
+        more: p(&raw.more, d.more),
+        back: p(&raw.back, d.back),
+        home_label: p(&raw.home_label, d.home_label),
+        resume: p(&raw.resume, d.resume),
+        resume_continue: p(&raw.resume_continue, d.resume_continue),
+        resume_restart: p(&raw.resume_restart, d.resume_restart),
+        goodbye: p(&raw.goodbye, d.goodbye),
+        unavailable: p(&raw.unavailable, d.unavailable),
     }
 }
 
@@ -418,8 +526,6 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
         }
     }
     let kind_name = raw.kind.as_str();
-    let policy = ctx.options.policy;
-
     let mut choices = Vec::new();
     let mut labels = Vec::new();
     if let Some(raw_choices) = &raw.choices {
@@ -442,7 +548,7 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
                     ),
                 );
             }
-            labels.push(policy_owned(policy, c.label.trim()));
+            labels.push(c.label.trim().to_string());
             choices.push(ctx.target(id, "choices.next", &c.next, report));
         }
     }
@@ -480,7 +586,7 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
             match (regex, error, save, next) {
                 (Some(regex), Some(error), Some(save), Some(next)) => Some(Kind::Input {
                     regex,
-                    error: policy_owned(policy, error),
+                    error: error.clone(),
                     retries: raw.retries.unwrap_or(MAX_ERRORS),
                     save: save.clone(),
                     next,
@@ -634,8 +740,8 @@ fn build_body(
     report: &mut Report,
 ) -> Option<Body> {
     let opts = ctx.options;
-    let text = policy_owned(opts.policy, text);
-    let template = match Template::parse(&text) {
+    // Placeholders are found in the text as written; each channel's policy applies after.
+    let template = match Template::parse(text) {
         Ok(t) => t,
         Err(e) => {
             report.error(id, format!("`text`: {e}"));
@@ -650,10 +756,14 @@ fn build_body(
             );
         }
     }
-    let plain = template.as_static().map(str::to_string);
+    let ussd_labels: Vec<String> = labels
+        .iter()
+        .map(|l| policy_owned(opts.policy, l))
+        .collect();
+    let plain = template.as_static().map(|t| policy_owned(opts.policy, t));
     // Choices must fit whatever the text becomes: check them with the text left out.
     let probe_text = plain.as_deref().unwrap_or("");
-    let pages = match paginate(probe_text, &labels, layout, ctx.texts, opts.limits) {
+    let pages = match paginate(probe_text, &ussd_labels, layout, ctx.texts, opts.limits) {
         Ok(p) => p,
         Err(e) => {
             report.error(id, e);
@@ -682,14 +792,21 @@ fn build_body(
             );
         }
     }
-    if plain.is_some() {
-        Some(Body::Static(pages))
-    } else {
-        Some(Body::Dynamic {
+    match template.as_static() {
+        Some(t) => {
+            let sms_labels: Vec<String> = labels
+                .iter()
+                .map(|l| policy_owned(opts.sms_policy, l))
+                .collect();
+            let mut pages = pages;
+            pages.sms = sms_text(&policy_owned(opts.sms_policy, t), &sms_labels);
+            Some(Body::Static(pages))
+        }
+        None => Some(Body::Dynamic {
             text: template,
             choices: labels,
             layout,
-        })
+        }),
     }
 }
 

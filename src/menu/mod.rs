@@ -15,7 +15,9 @@ mod load;
 mod model;
 mod render;
 
-pub use engine::{input, lookup_done, start, Effect, LookupOutcome, State, Step};
+pub use engine::{input, lookup_done, start, start_at, Effect, LookupOutcome, State, Step};
 pub use load::{load, Diagnostic, LoadOptions, Severity};
-pub use model::{Kind, Menu, Route, RouteCondition, Screen, ScreenId, Texts};
+pub use model::{
+    Channel, Keyword, Kind, Menu, Route, RouteCondition, Screen, ScreenId, SmsRoutes, Texts,
+};
 pub use render::Template;

@@ -9,6 +9,13 @@ use regex::Regex;
 use super::render::{Body, Template};
 use crate::text::{TextPolicy, UssdLimits};
 
+/// The channel a screen is shown on: USSD pages, or one SMS text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Ussd,
+    Sms,
+}
+
 /// Index of a screen in [`Menu::screens`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ScreenId(pub u16);
@@ -20,16 +27,68 @@ pub struct Menu {
     pub file: String,
     pub screens: Vec<Screen>,
     pub home: ScreenId,
+    /// Built-in phrases for USSD, under `policy`.
     pub texts: Texts,
+    /// The USSD text policy.
     pub policy: TextPolicy,
     pub limits: UssdLimits,
+    /// Built-in phrases for SMS, under `sms_policy`.
+    pub sms_texts: Texts,
+    /// The SMS text policy.
+    pub sms_policy: TextPolicy,
+    /// Keywords and fixed short codes for the SMS channel.
+    pub sms: SmsRoutes,
     pub(crate) index: HashMap<String, ScreenId>,
+}
+
+/// How an SMS finds its screen.
+#[derive(Debug, Default)]
+pub struct SmsRoutes {
+    /// Tried in order; matched against the text with accents folded, case ignored.
+    pub keywords: Vec<Keyword>,
+    /// Short codes that answer every text (that is no keyword) with one screen.
+    pub fixed: HashMap<String, ScreenId>,
+    /// The list of keywords sent for `AIDE`, `MENU`, `?` or an unknown text (SMS policy applied).
+    pub help: String,
+}
+
+/// One SMS keyword.
+#[derive(Debug)]
+pub struct Keyword {
+    /// Shown in the help list.
+    pub name: String,
+    pub regex: Regex,
+    pub screen: ScreenId,
+}
+
+impl SmsRoutes {
+    /// The screen a text starts, if a keyword matches it.
+    pub fn keyword(&self, text: &str) -> Option<&Keyword> {
+        let folded = crate::text::fold_accents(text.trim());
+        self.keywords.iter().find(|k| k.regex.is_match(&folded))
+    }
 }
 
 impl Menu {
     /// The screen with this id.
     pub fn screen(&self, id: ScreenId) -> &Screen {
         &self.screens[usize::from(id.0)]
+    }
+
+    /// The built-in phrases of a channel.
+    pub fn texts(&self, channel: Channel) -> &Texts {
+        match channel {
+            Channel::Ussd => &self.texts,
+            Channel::Sms => &self.sms_texts,
+        }
+    }
+
+    /// The text policy of a channel.
+    pub fn policy(&self, channel: Channel) -> TextPolicy {
+        match channel {
+            Channel::Ussd => self.policy,
+            Channel::Sms => self.sms_policy,
+        }
     }
 
     /// The screen named `name`, if the menu has one.
@@ -53,10 +112,18 @@ impl Screen {
         self.body.is_some()
     }
 
-    /// Number of pages of a static screen (`None` when rendered at run time or not shown).
+    /// The USSD pages of a static screen (`None` when rendered at run time or not shown).
     pub fn static_pages(&self) -> Option<&[String]> {
         match &self.body {
             Some(Body::Static(pages)) => Some(&pages.normal),
+            _ => None,
+        }
+    }
+
+    /// The SMS text of a static screen (`None` when rendered at run time or not shown).
+    pub fn static_sms(&self) -> Option<&str> {
+        match &self.body {
+            Some(Body::Static(pages)) => Some(&pages.sms),
             _ => None,
         }
     }
@@ -72,6 +139,7 @@ pub enum Kind {
     /// Free text checked by a regex.
     Input {
         regex: Regex,
+        /// As written; the channel's policy applies when shown.
         error: String,
         retries: u8,
         save: String,

@@ -114,9 +114,10 @@ impl Template {
 /// What a displayed screen shows.
 #[derive(Debug)]
 pub(crate) enum Body {
-    /// Rendered once at load.
+    /// Rendered once at load, for both channels.
     Static(Pages),
-    /// Rendered at each display (placeholders).
+    /// Rendered at each display (placeholders). Text and labels as written: the channel's
+    /// policy applies after rendering.
     Dynamic {
         text: Template,
         choices: Vec<String>,
@@ -124,10 +125,25 @@ pub(crate) enum Body {
     },
 }
 
-/// The pages of a screen.
+/// A screen rendered for both channels.
 #[derive(Debug, Clone)]
 pub(crate) struct Pages {
+    /// USSD pages.
     pub normal: Vec<String>,
+    /// The whole screen as one SMS text.
+    pub sms: String,
+}
+
+/// A screen as one SMS: its text, then its choices one a line. No pages, no navigation line.
+pub(crate) fn sms_text(body: &str, labels: &[String]) -> String {
+    let mut out = body.trim_end().to_string();
+    for (i, label) in labels.iter().enumerate() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("{}. {label}", i + 1));
+    }
+    out
 }
 
 /// Whether the last page of a screen ends the session, and whether it is the home screen.
@@ -259,7 +275,10 @@ pub(crate) fn paginate(
             page
         })
         .collect();
-    Ok(Pages { normal })
+    Ok(Pages {
+        normal,
+        sms: String::new(),
+    })
 }
 
 fn push_line(page: &mut String, line: &str) {

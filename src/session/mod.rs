@@ -194,11 +194,44 @@ impl ResumeRecord {
     }
 }
 
+/// An SMS dialogue as stored: where the subscriber is (if a screen waits for an answer)
+/// and what `SUITE` sends next (if the last reply was cut).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsRecord {
+    pub v: u8,
+    #[serde(default)]
+    pub state: Option<StateRecord>,
+    #[serde(default)]
+    pub rest: Option<String>,
+}
+
+impl SmsRecord {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an SMS record always serializes")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<SmsRecord> {
+        serde_json::from_slice::<SmsRecord>(bytes)
+            .ok()
+            .filter(|r| r.v == RECORD_VERSION)
+    }
+}
+
 /// Key names. Hash tags (`{…}`) keep each subscriber's keys in one Redis Cluster slot.
 pub mod keys {
     /// The key of a USSD session: per tenant, dialect and aggregator session id.
     pub fn session(prefix: &str, tenant: &str, dialect: &str, session_id: &str) -> String {
         format!("{prefix}:ussd:{{{tenant}:{dialect}:{session_id}}}")
+    }
+
+    /// The key of an SMS dialogue: per tenant, short code and subscriber.
+    pub fn sms(prefix: &str, tenant: &str, code: &str, msisdn: &str) -> String {
+        format!("{prefix}:sms:{{{tenant}:{code}:{msisdn}}}")
+    }
+
+    /// The key remembering the reply to a webhook's message id (retries get it again).
+    pub fn message(prefix: &str, tenant: &str, dialect: &str, id: &str) -> String {
+        format!("{prefix}:msg:{{{tenant}:{dialect}:{id}}}")
     }
 
     /// The key of a subscriber's resumable state, per tenant.

@@ -75,14 +75,14 @@ async fn malformed_webhooks_get_a_clear_4xx_in_their_dialect() {
     assert!(v["error"]["message"].as_str().unwrap().contains("msisdn"));
 
     // Over the body limit (64 KiB by default): 413, in each dialect's format.
-    for dialect in Dialect::ALL {
+    for dialect in Dialect::USSD {
         let big = vec![b'a'; server.config.max_body_bytes + 1];
         let s = post(&server, dialect, big).await;
         assert_rejected(&s, 413, "octets", dialect.name());
     }
 
     // Wrong method: 405, still in the dialect's format.
-    for dialect in Dialect::ALL {
+    for dialect in Dialect::USSD {
         let resp = reqwest::Client::new()
             .get(server.url(dialect))
             .send()
@@ -94,7 +94,7 @@ async fn malformed_webhooks_get_a_clear_4xx_in_their_dialect() {
     }
 
     // After all that, the gateway still serves.
-    for dialect in Dialect::ALL {
+    for dialect in Dialect::USSD {
         let mut phone = Phone::new(&server, dialect, "*144#", "+2250700000001");
         let s = phone.dial().await;
         assert_eq!(s.status, 200);
@@ -165,7 +165,7 @@ async fn garbage_never_gets_a_5xx() {
         b"00",
     ];
     for i in 0..300 {
-        let dialect = Dialect::ALL[i % 3];
+        let dialect = Dialect::USSD[i % 3];
         let mut body = Vec::new();
         for _ in 0..(next() % 12) {
             body.extend_from_slice(pieces[(next() as usize) % pieces.len()]);

@@ -5,6 +5,8 @@
 
 mod bad_input;
 mod conversations;
+mod kannel;
+mod kannel_harness;
 mod menus;
 mod redis_gateway;
 mod sessions;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::Deserialize;
 use tamtam::gateway::Tenant;
-use tamtam::menu::{self, Kind, LookupOutcome, ScreenId, State, Step};
+use tamtam::menu::{self, Channel, Kind, LookupOutcome, ScreenId, State, Step};
 
 use crate::support::{files, name, shipped_config, shipped_tenants};
 
@@ -31,7 +31,7 @@ async fn run(tenant: &Tenant, state: &mut State, msisdn: &str, mut step: Step) -
                     Some(s) => s.lookup(&effect.key).await,
                     None => LookupOutcome::Failed,
                 };
-                step = menu::lookup_done(&tenant.menu, state, msisdn, outcome);
+                step = menu::lookup_done(&tenant.menu, Channel::Ussd, state, msisdn, outcome);
             }
         }
     }
@@ -57,7 +57,7 @@ async fn walk(tenant: &Tenant) -> Walk {
     let mut seen: HashSet<Visit> = HashSet::new();
     let mut queue = VecDeque::new();
     for msisdn in callers(&tenant.id) {
-        let (mut state, step) = menu::start(menu, msisdn, Vec::new(), None);
+        let (mut state, step) = menu::start(menu, Channel::Ussd, msisdn, Vec::new(), None);
         let (text, end) = run(tenant, &mut state, msisdn, step).await;
         queue.push_back((state, msisdn, text, end));
     }
@@ -100,7 +100,7 @@ async fn walk(tenant: &Tenant) -> Walk {
         }
         for input in inputs {
             let mut next = state.clone();
-            let step = menu::input(menu, &mut next, msisdn, &input);
+            let step = menu::input(menu, Channel::Ussd, &mut next, msisdn, &input);
             let (text, end) = run(tenant, &mut next, msisdn, step).await;
             if input == "999" {
                 // The error screen must fit too, and never end the session on the first slip.

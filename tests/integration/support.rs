@@ -14,6 +14,9 @@ use tamtam::session::{MemoryStore, RedisStore, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The Twilio auth token the test gateways use.
+pub const TWILIO_TEST_TOKEN: &str = "test-twilio-token";
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -82,7 +85,9 @@ impl Server {
             gateway,
             max_body_bytes: config.max_body_bytes,
         });
-        let app = router(state, &config.channels);
+        let app = router(state, &config.channels, &|name| {
+            (name == tamtam::server::TWILIO_TOKEN_ENV).then(|| TWILIO_TEST_TOKEN.to_string())
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -227,6 +232,7 @@ impl Phone {
                 "service_code": self.dialled,
             })
             .to_string(),
+            other => panic!("{} is not a USSD dialect", other.name()),
         };
         self.post(body).await
     }
@@ -287,6 +293,7 @@ impl Phone {
                 "seq": self.seq,
             })
             .to_string(),
+            other => panic!("{} is not a USSD dialect", other.name()),
         }
     }
 
@@ -305,6 +312,7 @@ impl Phone {
                 "service_code": self.code, "type": "end",
             })
             .to_string(),
+            other => panic!("{} is not a USSD dialect", other.name()),
         };
         self.post(body).await
     }
@@ -373,6 +381,7 @@ pub fn parse_screen(dialect: Dialect, status: u16, body: &str) -> Screen {
                 end,
             }
         }
+        other => panic!("{} is not a USSD dialect", other.name()),
     }
 }
 
