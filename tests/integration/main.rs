@@ -11,4 +11,5 @@ mod menus;
 mod redis_gateway;
 mod sessions;
 mod shutdown;
+mod sms;
 mod support;
