@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when it is
-# missing (redis-server), starts it on loopback, runs formatting, lint and every test,
-# and stops what it started. Usage: scripts/test.sh [extra cargo test arguments]
+# missing (redis-server; Kannel's bearerbox, smsbox and fakesmsc), starts Redis on loopback,
+# runs formatting, lint and every test, and stops what it started. The Kannel tests start
+# their own Kannel (tests/integration/kannel.rs): own config, free loopback ports.
+# Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
+# Debian's kannel-extras puts fakesmsc here, off PATH.
+fakesmsc_debian=/usr/lib/kannel/test/fakesmsc
+
+# A Kannel box on PATH or in /usr/sbin (where Debian puts them; not on every user's PATH).
+have_box() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ]; }
+
 install_missing() {
     local missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v redis-cli >/dev/null || missing+=(redis-tools)
+    { have_box bearerbox && have_box smsbox; } || missing+=(kannel)
+    command -v fakesmsc >/dev/null || [ -x "$fakesmsc_debian" ] || missing+=(kannel-extras)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         local sudo=()
         [ "$(id -u)" = 0 ] || sudo=(sudo)
         "${sudo[@]}" apt-get update -qq
+        # Installing kannel may start Debian's own Kannel service (/etc/kannel/kannel.conf,
+        # admin port 13000) where services may start; the tests neither use nor collide with it.
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
@@ -35,6 +47,18 @@ cleanup() {
 trap cleanup EXIT
 
 install_missing
+
+# The Kannel tests take fakesmsc from this variable (else PATH, else the Debian path);
+# they fail, never skip, when it is missing.
+if [ -z "${TAMTAM_TEST_FAKESMSC:-}" ]; then
+    TAMTAM_TEST_FAKESMSC=$(command -v fakesmsc || echo "$fakesmsc_debian")
+fi
+if [ ! -x "$TAMTAM_TEST_FAKESMSC" ]; then
+    echo "fakesmsc not found at $TAMTAM_TEST_FAKESMSC (Debian package kannel-extras)" >&2
+    exit 1
+fi
+export TAMTAM_TEST_FAKESMSC
+echo "Kannel: $(command -v bearerbox || echo /usr/sbin/bearerbox), fakesmsc $TAMTAM_TEST_FAKESMSC"
 
 log "starting redis-server on loopback"
 port=$(free_port)

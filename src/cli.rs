@@ -15,9 +15,11 @@ use crate::config::{Config, Overrides, DEFAULT_CONFIG};
 use crate::gateway::{load_tenants, Gateway, Tenant};
 use crate::menu::{Diagnostic, Severity};
 use crate::message::{Hop, Inbound};
+use crate::outbox::{run_worker, MemoryQueue, Outbox, Queue, RedisQueue, Sender, WorkerSettings};
 use crate::server::{router, serve, shutdown_signal, AppState};
 use crate::session::{MemoryStore, RedisStore, Store};
 use crate::text;
+use std::collections::HashMap;
 
 /// tamtam: SMS/USSD self-service gateway.
 #[derive(Debug, Parser)]
@@ -36,6 +38,12 @@ pub enum Command {
     Serve,
     /// Check the configuration and every menu; print each problem as file:screen: message.
     Check,
+    /// Inspect the outbound SMS queue: counts, then the newest dead letters.
+    Outbox {
+        /// How many dead letters to list.
+        #[arg(long, default_value_t = 20)]
+        dead: usize,
+    },
     /// Play a USSD session (or, with --sms, an SMS conversation) in the terminal, through
     /// the same engine as the gateway.
     Simulate {
@@ -59,6 +67,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_serve(&cli.config).await,
         Command::Check => run_check(&cli.config),
+        Command::Outbox { dead } => run_outbox(&cli.config, dead).await,
         Command::Simulate {
             service,
             sms,
@@ -130,25 +139,140 @@ async fn run_serve(path: &Path) -> ExitCode {
         .iter()
         .map(|t| format!("{} {}", t.id, t.ussd_codes.join(",")))
         .collect();
-    let gateway = Gateway::new(tenants, &config, store);
+    let mut gateway = Gateway::new(tenants, &config, store);
+    // The outbound queue and its worker, when senders are configured.
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let mut worker = None;
+    if !config.senders.is_empty() {
+        let outbox = match open_outbox(&config) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(cause = %e, "not starting");
+                return ExitCode::FAILURE;
+            }
+        };
+        let senders: HashMap<String, Sender> = config
+            .senders
+            .iter()
+            .map(|s| (s.name.clone(), Sender::new(s.clone())))
+            .collect();
+        let settings = worker_settings(&config);
+        worker = Some(tokio::spawn(run_worker(
+            outbox.queue.clone(),
+            Arc::new(senders),
+            settings,
+            stopped,
+        )));
+        gateway = gateway.with_outbox(outbox);
+    }
     tracing::info!(
         address = %addr,
         store = gateway.store().kind(),
         tenants = %names.join("; "),
+        senders = config.senders.len(),
         "tamtam listening"
     );
-    let state = Arc::new(AppState {
+    let state = Arc::new(AppState::new(
         gateway,
-        max_body_bytes: config.max_body_bytes,
-    });
+        config.max_body_bytes,
+        &config.senders,
+    ));
     let app = router(state, &config.channels, &|name| std::env::var(name).ok());
-    match serve(listener, app, shutdown_signal()).await {
+    let served = serve(listener, app, shutdown_signal()).await;
+    let _ = stop_worker.send(true);
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    match served {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
             tracing::error!(cause = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The outbound queue of `config`: Redis when `redis_url` is set, else in memory.
+pub fn open_outbox(config: &Config) -> Result<Outbox, crate::session::StoreError> {
+    let queue = match &config.redis_url {
+        Some(url) => Queue::Redis(RedisQueue::open(
+            url,
+            &config.session.key_prefix,
+            config.session.redis_timeout,
+        )?),
+        None => Queue::Memory(MemoryQueue::new()),
+    };
+    Ok(Outbox {
+        queue,
+        status_ttl: config.outbox.status_ttl,
+    })
+}
+
+/// The worker settings of `config`, with a consumer name unique to this process.
+pub fn worker_settings(config: &Config) -> WorkerSettings {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tamtam".into());
+    WorkerSettings {
+        consumer: format!("{host}-{}-{}", std::process::id(), crate::outbox::now_ms()),
+        batch: 16,
+        wait: std::time::Duration::from_secs(2),
+        claim_after: config.outbox.claim_after,
+        base_backoff: config.outbox.base_backoff,
+        max_backoff: config.outbox.max_backoff,
+        status_ttl: config.outbox.status_ttl,
+    }
+}
+
+async fn run_outbox(path: &Path, dead: usize) -> ExitCode {
+    let config = match Config::from_file(path, &Overrides::from_env()) {
+        Ok(c) => c,
+        Err(problems) => {
+            problems.iter().for_each(|d| eprintln!("{d}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    if config.redis_url.is_none() {
+        eprintln!("no Redis configured (TAMTAM_REDIS_URL): the in-memory outbox lives inside each gateway process and cannot be inspected from outside");
+        return ExitCode::FAILURE;
+    }
+    let outbox = match open_outbox(&config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stats = match outbox.queue.stats().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "ready {}  in flight {}  waiting for a retry {}  dead {}",
+        stats.ready, stats.in_flight, stats.delayed, stats.dead
+    );
+    match outbox.queue.dead_letters(dead).await {
+        Ok(letters) => {
+            for l in letters {
+                println!(
+                    "dead {} sender={} tenant={} to={} attempts={} at_ms={}: {}",
+                    l.message.id,
+                    l.message.sender,
+                    l.message.tenant,
+                    crate::message::mask_msisdn(&l.message.to),
+                    l.message.attempts,
+                    l.at_ms,
+                    l.reason
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }

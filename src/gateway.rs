@@ -9,15 +9,15 @@
 //! can serve any hop.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{dial_parts, Config, SessionSettings, SourceConfig};
-use crate::data::{FileSource, Source};
+use crate::data::Source;
 use crate::menu::{
     self, Channel, Diagnostic, LoadOptions, LookupOutcome, Menu, Severity, State, Step,
 };
 use crate::message::{Hop, Inbound, Reply, SmsInbound, SmsReply};
+use crate::outbox::{OutMessage, Outbox};
 use crate::session::{
     keys, ResumeRecord, SavedReply, SessionRecord, SmsRecord, StateRecord, Store, Write,
 };
@@ -46,6 +46,8 @@ pub struct Tenant {
     pub ussd_codes: Vec<String>,
     pub sms_codes: Vec<String>,
     pub sms_max_segments: usize,
+    /// The sender of the SMS this tenant sends itself (USSD follow-ups).
+    pub sms_sender: Option<String>,
 }
 
 /// How a hop went, for logs.
@@ -94,6 +96,8 @@ pub struct Gateway {
     store: Store,
     session: SessionSettings,
     hop_timeout: Duration,
+    /// Where SMS to send go; `None` when no sender is configured.
+    outbox: Option<Outbox>,
 }
 
 /// Reads every tenant's menu and data files. Returns the tenants when nothing is wrong,
@@ -104,18 +108,20 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
     for t in &config.tenants {
         let mut sources = HashMap::new();
         for s in &t.sources {
-            match s {
-                SourceConfig::File { name, path } => match FileSource::from_path(path) {
-                    Ok(f) => {
-                        sources.insert(name.clone(), Source::File(Arc::new(f)));
-                    }
-                    Err(e) => problems.push(Diagnostic {
-                        severity: Severity::Error,
-                        file: path.display().to_string(),
-                        screen: None,
-                        message: format!("data source `{name}` of tenant {}: {e}", t.id),
-                    }),
-                },
+            match Source::from_config(&t.id, s) {
+                Ok(source) => {
+                    sources.insert(s.name().to_string(), source);
+                }
+                Err(e) => problems.push(Diagnostic {
+                    severity: Severity::Error,
+                    // A file's problem is in that file; a network source's in the config.
+                    file: match s {
+                        SourceConfig::File { path, .. } => path.display().to_string(),
+                        _ => config.file.clone(),
+                    },
+                    screen: None,
+                    message: format!("data source `{}` of tenant {}: {e}", s.name(), t.id),
+                }),
             }
         }
         let options = LoadOptions {
@@ -148,6 +154,34 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
             ),
         };
         problems.extend(diags);
+        if let Some(menu) = &menu {
+            let sends = menu
+                .screens
+                .iter()
+                .find(|s| matches!(s.kind, menu::Kind::Sms { .. }));
+            if let (Some(screen), None) = (sends, &t.sms_sender) {
+                problems.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: file.clone(),
+                    screen: Some(screen.id.clone()),
+                    message: format!(
+                        "this screen sends an SMS, but tenant {} has no `sms_sender`",
+                        t.id
+                    ),
+                });
+            }
+            if sends.is_some() && t.sms_codes.is_empty() {
+                problems.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: file.clone(),
+                    screen: sends.map(|s| s.id.clone()),
+                    message: format!(
+                        "this screen sends an SMS, but tenant {} has no `sms_codes` to send it from",
+                        t.id
+                    ),
+                });
+            }
+        }
         if let Some(menu) = menu {
             tenants.push(Tenant {
                 id: t.id.clone(),
@@ -157,6 +191,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                 ussd_codes: t.ussd_codes.clone(),
                 sms_codes: t.sms_codes.clone(),
                 sms_max_segments: t.sms_max_segments,
+                sms_sender: t.sms_sender.clone(),
             });
         }
     }
@@ -185,6 +220,79 @@ impl Gateway {
             store,
             session: config.session.clone(),
             hop_timeout: config.hop_timeout,
+            outbox: None,
+        }
+    }
+
+    /// Sends SMS through `outbox` (USSD follow-ups, replies of asynchronous dialects).
+    pub fn with_outbox(mut self, outbox: Outbox) -> Gateway {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// The outbound queue, when configured.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// Queues an SMS. Returns its id.
+    pub async fn send_sms(
+        &self,
+        tenant: &str,
+        sender: &str,
+        from: &str,
+        to: &str,
+        text: String,
+        link_id: Option<String>,
+    ) -> Result<String, crate::session::StoreError> {
+        let Some(outbox) = &self.outbox else {
+            return Err(crate::session::StoreError::Unavailable(
+                "no outbound queue: configure a [[sender]]".into(),
+            ));
+        };
+        let message = OutMessage {
+            id: crate::outbox::new_id(),
+            sender: sender.to_string(),
+            tenant: tenant.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            text,
+            link_id,
+            attempts: 0,
+        };
+        outbox.accept(&message).await?;
+        Ok(message.id)
+    }
+
+    /// Serves an SMS of an asynchronous dialect: the reply is queued on `sender` (once: a
+    /// retried webhook is recognised and queues nothing). `Err` when nothing could be
+    /// queued, so the aggregator should retry.
+    pub async fn sms_async(
+        &self,
+        dialect: &str,
+        inbound: &SmsInbound,
+        sender: &str,
+        link_id: Option<String>,
+    ) -> Result<(SmsReply, Outcome), crate::session::StoreError> {
+        let (reply, outcome) = self.sms(dialect, inbound).await;
+        match outcome {
+            Outcome::Replay => Ok((reply, outcome)),
+            Outcome::StoreDown | Outcome::TimedOut => Err(crate::session::StoreError::Unavailable(
+                format!("could not serve the message ({})", outcome.as_str()),
+            )),
+            _ => {
+                let tenant = self.resolve_sms(&inbound.to).map_or("-", |t| t.id.as_str());
+                self.send_sms(
+                    tenant,
+                    sender,
+                    &inbound.to,
+                    &inbound.from,
+                    reply.text.clone(),
+                    link_id,
+                )
+                .await?;
+                Ok((reply, outcome))
+            }
         }
     }
 
@@ -361,7 +469,20 @@ impl Gateway {
         let (text, end) = self
             .run(tenant, Channel::Ussd, &mut state, msisdn, step)
             .await;
-        let reply = Reply { text, end };
+        let mut reply = Reply { text, end };
+        // SMS the menu asked to send to the caller (a follow-up of this screen).
+        for text in std::mem::take(&mut state.outgoing) {
+            let (Some(sender), Some(from)) = (&tenant.sms_sender, tenant.sms_codes.first()) else {
+                continue;
+            };
+            if let Err(e) = self
+                .send_sms(&tenant.id, sender, from, msisdn, text, None)
+                .await
+            {
+                tracing::error!(tenant = %tenant.id, cause = %e, "could not queue a follow-up SMS");
+                reply = Reply::end(menu.texts.unavailable.clone());
+            }
+        }
 
         // One write: the session (or its final reply), and the resumable state.
         let saved = SavedReply {

@@ -9,6 +9,7 @@
 //! - [`adapters`]: the wire formats, one file per dialect, to and from [`message`].
 //! - [`session`]: the store contract (in memory, Redis) and the session record.
 //! - [`data`]: data sources for lookups (consumption).
+//! - [`outbox`]: the durable outbound SMS queue, its senders and delivery reports.
 //! - [`gateway`]: one hop end to end: tenant, session, engine, lookups.
 //! - [`server`]: HTTP (axum), health and readiness.
 //! - [`config`]: `config/tamtam.toml`, checked.
@@ -19,8 +20,10 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod gateway;
+pub mod hours;
 pub mod menu;
 pub mod message;
+pub mod outbox;
 pub mod server;
 pub mod session;
 pub mod text;

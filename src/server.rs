@@ -16,16 +16,39 @@ use axum::routing::{any, get};
 use axum::Router;
 use tokio::net::TcpListener;
 
+use std::collections::HashMap;
+
 use crate::adapters::{AdapterError, Dialect, Kind, RawRequest, RawResponse, SmsAuth};
 use crate::config::Channel;
 use crate::gateway::Gateway;
 use crate::message::mask_msisdn;
+use crate::outbox::{SenderConfig, SenderKind};
 
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
     pub gateway: Gateway,
     pub max_body_bytes: usize,
+    /// For delivery reports that do not name their sender: the sender of each kind
+    /// (`jasmin`, `africas_talking`) to resolve provider ids with.
+    pub default_senders: HashMap<SenderKind, String>,
+}
+
+impl AppState {
+    /// Shared state for `gateway`, with the default senders of `senders`.
+    pub fn new(gateway: Gateway, max_body_bytes: usize, senders: &[SenderConfig]) -> AppState {
+        let mut default_senders = HashMap::new();
+        for s in senders {
+            default_senders
+                .entry(s.kind)
+                .or_insert_with(|| s.name.clone());
+        }
+        AppState {
+            gateway,
+            max_body_bytes,
+            default_senders,
+        }
+    }
 }
 
 /// The environment variable holding the Twilio auth token when a channel names none.
@@ -40,7 +63,11 @@ pub fn router(
 ) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/messages/{id}", get(message_status))
+        .route("/dlr/kannel", any(dlr_kannel))
+        .route("/dlr/jasmin", any(dlr_jasmin))
+        .route("/dlr/at", any(dlr_at));
     for channel in channels {
         let dialect = channel.dialect;
         router = match dialect.kind() {
@@ -50,6 +77,15 @@ pub fn router(
                     ussd(state, dialect, req)
                 }),
             ),
+            Kind::Sms if dialect.needs_sender() => {
+                let sender = Arc::new(channel.sender.clone().unwrap_or_default());
+                router.route(
+                    &channel.path,
+                    any(move |State(state): State<Arc<AppState>>, req: Request| {
+                        sms_async(state, dialect, sender.clone(), req)
+                    }),
+                )
+            }
             Kind::Sms => {
                 let env = channel
                     .auth_token_env
@@ -162,6 +198,218 @@ async fn sms(state: Arc<AppState>, dialect: Dialect, auth: Arc<SmsAuth>, req: Re
     );
     tracing::debug!(text = %inbound.text, reply = %reply.text, "sms texts");
     into_response(dialect.render_sms(&reply, &inbound))
+}
+
+/// An SMS of an asynchronous dialect: served, its reply queued, then acknowledged. When
+/// nothing could be queued the aggregator gets a 503 and retries.
+async fn sms_async(
+    state: Arc<AppState>,
+    dialect: Dialect,
+    sender: Arc<String>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let parts = match read(req, state.max_body_bytes).await {
+        Ok(p) => p,
+        Err(err) => return reject(dialect, &err),
+    };
+    let raw = parts.raw();
+    let inbound = match dialect.parse_sms(&raw, &SmsAuth::default()) {
+        Ok(i) => i,
+        Err(err) => return reject(dialect, &err),
+    };
+    let link = dialect.link_id(&raw);
+    match state
+        .gateway
+        .sms_async(dialect.name(), &inbound, &sender, link)
+        .await
+    {
+        Ok((reply, outcome)) => {
+            tracing::info!(
+                dialect = dialect.name(),
+                to = %inbound.to,
+                msisdn = %mask_msisdn(&inbound.from),
+                outcome = outcome.as_str(),
+                segments = reply.segments,
+                micros = started.elapsed().as_micros() as u64,
+                "sms queued"
+            );
+            into_response(dialect.ack())
+        }
+        Err(e) => {
+            tracing::error!(dialect = dialect.name(), cause = %e, "sms not queued; the aggregator will retry");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unavailable, retry\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Reads a delivery report's fields from the query and a form body.
+async fn dlr_fields(state: &AppState, req: Request) -> Result<Vec<(String, String)>, AdapterError> {
+    let parts = read(req, state.max_body_bytes).await?;
+    let mut fields = crate::adapters::form_fields(parts.query.as_deref().unwrap_or("").as_bytes())?;
+    fields.extend(crate::adapters::form_fields(&parts.body)?);
+    Ok(fields)
+}
+
+fn get_field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+/// Kannel `dlr-url`: `?id=<our id>&status=%d` (1 delivered, 2 failed, 4 buffered, 8
+/// submitted to the SMSC, 16 rejected by the SMSC).
+async fn dlr_kannel(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let Some(outbox) = state.gateway.outbox() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "no outbound queue\n");
+    };
+    let fields = match dlr_fields(&state, req).await {
+        Ok(f) => f,
+        Err(e) => return plain_error(&e),
+    };
+    let (Some(id), Some(kind)) = (get_field(&fields, "id"), get_field(&fields, "status")) else {
+        return plain(StatusCode::BAD_REQUEST, "missing id or status\n");
+    };
+    let status = match kind.trim() {
+        "1" => "delivered",
+        "2" => "failed",
+        "4" => "buffered",
+        "8" => "submitted",
+        "16" => "rejected",
+        _ => "unknown",
+    };
+    match outbox
+        .report_own(id, status, Some(format!("kannel dlr {kind}")))
+        .await
+    {
+        Ok(true) => plain(StatusCode::OK, "OK\n"),
+        Ok(false) => plain(StatusCode::NOT_FOUND, "unknown message\n"),
+        Err(e) => {
+            tracing::error!(cause = %e, "could not record a delivery report");
+            plain(StatusCode::SERVICE_UNAVAILABLE, "retry\n")
+        }
+    }
+}
+
+/// Jasmin `dlr-url`: `id` (Jasmin's message id), `message_status`; answered `ACK/Jasmin`.
+async fn dlr_jasmin(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    dlr_provider(
+        state,
+        req,
+        SenderKind::Jasmin,
+        "message_status",
+        "ACK/Jasmin",
+    )
+    .await
+}
+
+/// Africa's Talking delivery reports: `id` (its message id), `status`, `failureReason`.
+async fn dlr_at(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    dlr_provider(state, req, SenderKind::AfricasTalking, "status", "OK").await
+}
+
+async fn dlr_provider(
+    state: Arc<AppState>,
+    req: Request,
+    kind: SenderKind,
+    status_field: &str,
+    ack: &'static str,
+) -> Response {
+    let Some(outbox) = state.gateway.outbox() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "no outbound queue\n");
+    };
+    let fields = match dlr_fields(&state, req).await {
+        Ok(f) => f,
+        Err(e) => return plain_error(&e),
+    };
+    let (Some(pid), Some(raw_status)) =
+        (get_field(&fields, "id"), get_field(&fields, status_field))
+    else {
+        return plain(StatusCode::BAD_REQUEST, "missing id or status\n");
+    };
+    let sender = get_field(&fields, "sender")
+        .map(str::to_string)
+        .or_else(|| state.default_senders.get(&kind).cloned())
+        .unwrap_or_default();
+    let status = provider_status(raw_status);
+    let detail = get_field(&fields, "failureReason")
+        .or(get_field(&fields, "err"))
+        .map(|r| format!("{raw_status}: {r}"))
+        .or_else(|| Some(raw_status.to_string()));
+    match outbox.report(&sender, pid, &status, detail).await {
+        // Known or not, the report was read: acknowledge so the provider stops retrying.
+        Ok(found) => {
+            if found.is_none() {
+                tracing::warn!(sender = %sender, "delivery report for an unknown message");
+            }
+            plain(StatusCode::OK, ack)
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "could not record a delivery report");
+            plain(StatusCode::SERVICE_UNAVAILABLE, "retry\n")
+        }
+    }
+}
+
+/// A provider's delivery status in tamtam's words.
+fn provider_status(raw: &str) -> String {
+    match raw.trim().to_ascii_uppercase().as_str() {
+        "DELIVRD" | "SUCCESS" | "DELIVERED" => "delivered".into(),
+        "ESME_ROK" | "SUBMITTED" | "SENT" | "ACCEPTD" => "submitted".into(),
+        "BUFFERED" | "ENROUTE" => "buffered".into(),
+        "REJECTED" | "REJECTD" => "rejected".into(),
+        "FAILED" | "UNDELIV" | "EXPIRED" | "DELETED" => "failed".into(),
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+fn plain_error(e: &AdapterError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain")],
+        format!("{e}\n"),
+    )
+        .into_response()
+}
+
+/// `GET /messages/{id}`: a message's status history.
+async fn message_status(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(outbox) = state.gateway.outbox() else {
+        return json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "no outbound queue"}),
+        );
+    };
+    match outbox.status(&id).await {
+        Ok(history) if history.is_empty() => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"id": id, "error": "unknown message"}),
+        ),
+        Ok(history) => {
+            let status = history.last().map(|e| e.status.clone());
+            json(
+                StatusCode::OK,
+                serde_json::json!({"id": id, "status": status, "history": history}),
+            )
+        }
+        Err(e) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"id": id, "error": e.to_string()}),
+        ),
+    }
 }
 
 async fn ussd(state: Arc<AppState>, dialect: Dialect, req: Request) -> Response {

@@ -6,7 +6,9 @@
 //! 4xx status and a message saying what was wrong. No axum, no session, no menu here.
 
 mod africas_talking;
+mod at_sms;
 mod hubtel;
+mod jasmin;
 mod json;
 mod kannel;
 mod sms_json;
@@ -31,6 +33,10 @@ pub enum Dialect {
     Twilio,
     /// tamtam's own SMS JSON.
     SmsJson,
+    /// Africa's Talking incoming SMS (asynchronous: the reply is sent, not returned).
+    AtSms,
+    /// Jasmin HTTP MO (asynchronous: acknowledged with `ACK/Jasmin`, the reply is sent).
+    Jasmin,
 }
 
 /// Whether a dialect carries USSD hops or SMS.
@@ -41,18 +47,22 @@ pub enum Kind {
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 6] = [
+    pub const ALL: [Dialect; 8] = [
         Dialect::AfricasTalking,
         Dialect::Hubtel,
         Dialect::Json,
         Dialect::Kannel,
         Dialect::Twilio,
         Dialect::SmsJson,
+        Dialect::AtSms,
+        Dialect::Jasmin,
     ];
     /// The USSD dialects.
     pub const USSD: [Dialect; 3] = [Dialect::AfricasTalking, Dialect::Hubtel, Dialect::Json];
-    /// The SMS dialects.
+    /// The SMS dialects that answer in the webhook's response.
     pub const SMS: [Dialect; 3] = [Dialect::Kannel, Dialect::Twilio, Dialect::SmsJson];
+    /// The SMS dialects whose replies go through the outbound queue.
+    pub const ASYNC_SMS: [Dialect; 2] = [Dialect::AtSms, Dialect::Jasmin];
 
     /// The name used in the configuration and in session keys.
     pub fn name(self) -> &'static str {
@@ -63,7 +73,14 @@ impl Dialect {
             Dialect::Kannel => "kannel",
             Dialect::Twilio => "twilio",
             Dialect::SmsJson => "sms_json",
+            Dialect::AtSms => "africas_talking_sms",
+            Dialect::Jasmin => "jasmin",
         }
+    }
+
+    /// True for dialects whose replies are sent through a `[[sender]]`.
+    pub fn needs_sender(self) -> bool {
+        matches!(self, Dialect::AtSms | Dialect::Jasmin)
     }
 
     pub fn from_name(name: &str) -> Option<Dialect> {
@@ -74,7 +91,11 @@ impl Dialect {
     pub fn kind(self) -> Kind {
         match self {
             Dialect::AfricasTalking | Dialect::Hubtel | Dialect::Json => Kind::Ussd,
-            Dialect::Kannel | Dialect::Twilio | Dialect::SmsJson => Kind::Sms,
+            Dialect::Kannel
+            | Dialect::Twilio
+            | Dialect::SmsJson
+            | Dialect::AtSms
+            | Dialect::Jasmin => Kind::Sms,
         }
     }
 
@@ -103,6 +124,7 @@ impl Dialect {
             Dialect::Kannel => kannel::render(&SmsReply::new(reply.text.clone())),
             Dialect::Twilio => twilio::render(&SmsReply::new(reply.text.clone())),
             Dialect::SmsJson => sms_json::render(&SmsReply::new(reply.text.clone()), None),
+            Dialect::AtSms | Dialect::Jasmin => self.ack(),
         }
     }
 
@@ -112,10 +134,28 @@ impl Dialect {
             Dialect::Kannel => kannel::parse(req),
             Dialect::Twilio => twilio::parse(req, auth),
             Dialect::SmsJson => sms_json::parse(req),
+            Dialect::AtSms => at_sms::parse(req).map(|(m, _)| m),
+            Dialect::Jasmin => jasmin::parse(req),
             _ => Err(AdapterError::Malformed(format!(
                 "{} is a USSD dialect",
                 self.name()
             ))),
+        }
+    }
+
+    /// Africa's Talking's `linkId` of an incoming SMS, to echo on the reply.
+    pub fn link_id(self, req: &RawRequest) -> Option<String> {
+        match self {
+            Dialect::AtSms => at_sms::parse(req).ok().and_then(|(_, l)| l),
+            _ => None,
+        }
+    }
+
+    /// The acknowledgement of an asynchronous dialect (its reply is sent separately).
+    pub fn ack(self) -> RawResponse {
+        match self {
+            Dialect::Jasmin => jasmin::ack(),
+            _ => at_sms::ack(),
         }
     }
 
@@ -125,6 +165,7 @@ impl Dialect {
             Dialect::Kannel => kannel::render(reply),
             Dialect::Twilio => twilio::render(reply),
             Dialect::SmsJson => sms_json::render(reply, Some(inbound)),
+            Dialect::AtSms | Dialect::Jasmin => self.ack(),
             // A USSD dialect never carries SMS; answer as its END screen would.
             _ => self.render(&Reply::end(reply.text.clone()), ""),
         }
@@ -140,6 +181,8 @@ impl Dialect {
             Dialect::Kannel => kannel::render(&SmsReply::new(text)),
             Dialect::Twilio => twilio::render(&SmsReply::new(text)),
             Dialect::SmsJson => sms_json::render_error(error),
+            Dialect::AtSms => at_sms::render_error(error),
+            Dialect::Jasmin => jasmin::render_error(error),
         };
         response.status = error.status();
         response
@@ -266,6 +309,19 @@ pub(crate) fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, AdapterEr
 /// A form field, name and value, as decoded bytes.
 pub(crate) type BytePair = (Vec<u8>, Vec<u8>);
 
+/// Reads a form or query string leniently: names and values as text (bad UTF-8 replaced).
+pub fn form_fields(raw: &[u8]) -> Result<Vec<(String, String)>, AdapterError> {
+    Ok(parse_form_bytes(raw)?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(&k).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect())
+}
+
 /// Reads a form or query string into decoded bytes, for values whose charset is given
 /// elsewhere (Kannel's `charset`).
 pub(crate) fn parse_form_bytes(body: &[u8]) -> Result<Vec<BytePair>, AdapterError> {
@@ -339,7 +395,10 @@ mod tests {
         for d in Dialect::ALL {
             assert_eq!(Dialect::from_name(d.name()), Some(d));
         }
-        assert_eq!(Dialect::USSD.len() + Dialect::SMS.len(), Dialect::ALL.len());
+        assert_eq!(
+            Dialect::USSD.len() + Dialect::SMS.len() + Dialect::ASYNC_SMS.len(),
+            Dialect::ALL.len()
+        );
     }
 
     #[test]

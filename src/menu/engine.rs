@@ -36,6 +36,9 @@ pub struct State {
     pub pending: VecDeque<String>,
     /// While the "resume or restart" question shows: where the dropped session was.
     pub resume: Option<Box<State>>,
+    /// SMS to send to the caller (from `sms` screens), for the caller to take and send.
+    /// Never stored.
+    pub outgoing: Vec<String>,
 }
 
 impl State {
@@ -50,6 +53,7 @@ impl State {
             vars: Vec::new(),
             pending: VecDeque::new(),
             resume: None,
+            outgoing: Vec::new(),
         }
     }
 
@@ -223,7 +227,7 @@ fn drain(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str) -> Step
 /// True when the current screen ends the session once shown (its last page, on USSD).
 fn ends_here(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> bool {
     let terminal = match &menu.screen(state.screen).kind {
-        Kind::Info => true,
+        Kind::Info | Kind::Sms { .. } => true,
         Kind::Lookup { choices, .. } => choices.is_empty(),
         _ => false,
     };
@@ -439,6 +443,24 @@ fn enter(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, mut id:
                     .iter()
                     .find(|r| holds(&r.condition, state, msisdn))
                     .map_or(*default, |r| r.next);
+            }
+            Kind::Sms { screen } => {
+                // The SMS text: the target screen's, rendered as the SMS channel shows it.
+                let text = match screen {
+                    Some(target) => {
+                        let mut probe = state.clone();
+                        probe.screen = *target;
+                        sms_of(menu, &probe, msisdn)
+                    }
+                    None => sms_of(menu, state, msisdn),
+                };
+                return match channel {
+                    Channel::Ussd => {
+                        state.outgoing.push(text);
+                        Flow::End(menu.texts.sms_sent.clone())
+                    }
+                    Channel::Sms => Flow::End(text),
+                };
             }
             Kind::Lookup { source, key, .. } => {
                 let key = key.render(|name| value(state, msisdn, name));

@@ -80,6 +80,7 @@ struct RawTexts {
     resume_restart: Option<String>,
     goodbye: Option<String>,
     unavailable: Option<String>,
+    sms_sent: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,6 +105,8 @@ struct RawKeyword {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScreen {
+    /// `sms` screens: send that screen's SMS text.
+    screen: Option<String>,
     kind: String,
     text: Option<String>,
     choices: Option<Vec<RawChoice>>,
@@ -410,6 +413,7 @@ fn build_texts(raw: &RawTexts, policy: TextPolicy) -> Texts {
         resume_restart: p(&raw.resume_restart, d.resume_restart),
         goodbye: p(&raw.goodbye, d.goodbye),
         unavailable: p(&raw.unavailable, d.unavailable),
+        sms_sent: p(&raw.sms_sent, d.sms_sent),
     }
 }
 
@@ -423,6 +427,7 @@ fn check_texts(texts: &Texts, limits: UssdLimits, report: &mut Report) {
         ("too_many_errors", &texts.too_many_errors),
         ("goodbye", &texts.goodbye),
         ("unavailable", &texts.unavailable),
+        ("sms_sent", &texts.sms_sent),
     ] {
         if let Err(e) = fit_check(text, limits) {
             report.error("texts", format!("`{name}` does not fit on a screen: {e}"));
@@ -463,13 +468,15 @@ fn allowed(kind: &str) -> Option<&'static [&'static str]> {
             "text", "choices", "source", "key", "missing", "failed", "next",
         ],
         "router" => &["routes", "default"],
+        "sms" => &["text", "screen"],
         _ => return None,
     })
 }
 
 fn present(raw: &RawScreen) -> Vec<&'static str> {
     let mut v = Vec::new();
-    let fields: [(&'static str, bool); 13] = [
+    let fields: [(&'static str, bool); 14] = [
+        ("screen", raw.screen.is_some()),
         ("text", raw.text.is_some()),
         ("choices", raw.choices.is_some()),
         ("pattern", raw.pattern.is_some()),
@@ -510,7 +517,7 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
         report.error(
             id,
             format!(
-                "unknown kind `{}` (expected menu, info, input, lookup or router)",
+                "unknown kind `{}` (expected menu, info, input, lookup, router or sms)",
                 raw.kind
             ),
         );
@@ -653,6 +660,16 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
                 _ => None,
             }
         }
+        "sms" => match (&raw.text, &raw.screen) {
+            (Some(_), None) => Some(Kind::Sms { screen: None }),
+            (None, Some(target)) => ctx
+                .target(id, "screen", target, report)
+                .map(|t| Kind::Sms { screen: Some(t) }),
+            _ => {
+                report.error(id, "an sms screen has `text` (the SMS) or `screen` (send that screen's text), one of them");
+                None
+            }
+        },
         "router" => {
             let default = required(id, kind_name, "default", &raw.default, report)
                 .and_then(|d| ctx.target(id, "default", d, report));
@@ -709,7 +726,7 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
     };
     let layout = LayoutKind {
         terminal: match kind_name {
-            "info" => true,
+            "info" | "sms" => true,
             "lookup" => raw.choices.as_ref().is_none_or(Vec::is_empty),
             _ => false,
         },
@@ -831,6 +848,7 @@ fn check_reachable(screens: &[Screen], home: ScreenId, report: &mut Report) {
         match &screens[usize::from(id.0)].kind {
             Kind::Menu { choices } => choices.iter().copied().for_each(&mut push),
             Kind::Info => {}
+            Kind::Sms { screen } => screen.iter().copied().for_each(&mut push),
             Kind::Input { next, .. } => push(*next),
             Kind::Lookup {
                 choices,

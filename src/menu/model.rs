@@ -154,6 +154,10 @@ pub enum Kind {
         failed: Option<ScreenId>,
         next: Option<ScreenId>,
     },
+    /// Sends a text by SMS to the caller and ends the USSD session with `sms_sent`. On the
+    /// SMS channel it simply answers with that text. The text is this screen's own
+    /// (`text`, rendered in `body`) or, with `screen`, that screen's SMS text.
+    Sms { screen: Option<ScreenId> },
     /// Branches at once on a condition.
     Router {
         routes: Vec<Route>,
@@ -192,6 +196,7 @@ pub struct Texts {
     pub resume_restart: String,
     pub goodbye: String,
     pub unavailable: String,
+    pub sms_sent: String,
 }
 
 impl Default for Texts {
@@ -207,6 +212,7 @@ impl Default for Texts {
             resume_restart: "Recommencer".into(),
             goodbye: "Au revoir.".into(),
             unavailable: "Service momentanément indisponible. Réessayez plus tard.".into(),
+            sms_sent: "Vous allez recevoir un SMS.".into(),
         }
     }
 }

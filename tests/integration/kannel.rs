@@ -42,7 +42,8 @@
 //!   harness uses that (stdin piped, stderr read by a thread).
 //! - MO line format: `<from> <to> <type> <payload>`; types `text` (rest of the line, raw
 //!   bytes, coding 0), `data` (url-encoded 8-bit, coding 1), `ucs2` (url-encoded UTF-16BE,
-//!   coding 2), `udh-data`, `udh-text`, `route`, `dlr-mask`.
+//!   coding 2; note: `ucs2` going in, `ucs-2` coming out), `udh-data`, `udh-text`, `route`,
+//!   `dlr-mask`. A `text` MO cannot contain a newline (the protocol is line-based).
 //! - Interactive-mode limits (from its source and tested): stdin is read with
 //!   `fgets(buf, 256)`, so a line longer than 255 bytes (newline included) is cut and the rest
 //!   is sent later as a separate message; and stdin is polled with `select()` on the fd while
@@ -78,6 +79,8 @@
 //!   — `%b` is the raw UTF-16BE bytes percent-encoded (not UTF-8!): decode `+`/`%XX` to
 //!   bytes, then UTF-16BE. (`mo-recode = true` would make Kannel recode to UTF-8; it is not set.)
 //! - 8-bit MO (`data`): the bytes as sent, `coding=1&charset=8-BIT`.
+//! - Escaping in `%p`/`%b`: `+2250700000001` → `from=%2B2250700000001`; `a&b=c+d%e #1 ~`
+//!   → `text=a%26b%3Dc%2Bd%25e+%231+~` (space is `+`, a literal `+` is `%2B`).
 //! - `from=%p` and `to=%P` are the numbers as the SMSC gave them, `id=%I` a UUID such as
 //!   `4ad4413e-495b-48c0-ac8e-3dd77814c094`, `smsc=%i` the smsc-id (`fake` here),
 //!   `time=%T` a Unix timestamp. Kannel sends `User-Agent: Kannel/1.4.5`.

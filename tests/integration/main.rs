@@ -5,7 +5,9 @@
 
 mod bad_input;
 mod conversations;
+mod data_sources;
 mod kannel;
+mod kannel_e2e;
 mod kannel_harness;
 mod menus;
 mod redis_gateway;

@@ -81,10 +81,11 @@ impl Server {
     pub async fn start_with(config: Config, store: Store) -> Server {
         let tenants = shipped_tenants(&config);
         let gateway = Gateway::new(tenants, &config, store);
-        let state = Arc::new(AppState {
+        let state = Arc::new(AppState::new(
             gateway,
-            max_body_bytes: config.max_body_bytes,
-        });
+            config.max_body_bytes,
+            &config.senders,
+        ));
         let app = router(state, &config.channels, &|name| {
             (name == tamtam::server::TWILIO_TOKEN_ENV).then(|| TWILIO_TEST_TOKEN.to_string())
         });

@@ -1,0 +1,150 @@
+//! The outbound queue: SMS that tamtam sends itself (a USSD follow-up, a reply to an
+//! aggregator that does not take replies in the webhook response), durably, with retries
+//! and delivery tracking.
+//!
+//! - [`Outbox`]: accept a message ([`Outbox::accept`]), read its status history
+//!   ([`Outbox::status`]), list dead letters.
+//! - `queue`: where accepted messages wait. On Redis, a stream with a consumer group
+//!   (each entry goes to one replica; entries a crashed replica left unacknowledged are
+//!   claimed again after `claim_after`), a sorted set of delayed retries, and a dead-letter
+//!   list. In memory: the same contract for one process, lost on restart.
+//! - `worker`: the loop that sends, with a per-sender rate limit, exponential backoff with
+//!   jitter on timeouts and 5xx, no retry on 4xx, and dead-lettering after `max_attempts`.
+//! - `senders`: the HTTP APIs that send (Kannel `sendsms`, Jasmin `/send`, Africa's
+//!   Talking, a generic JSON endpoint).
+//!
+//! Delivery is at least once: a replica that dies after the SMSC accepted a message but
+//! before acknowledging it leaves it to be sent again. The window is one HTTP call.
+
+mod queue;
+pub mod senders;
+mod worker;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+pub use queue::{Delivery, MemoryQueue, Queue, RedisQueue};
+pub use senders::{SendError, Sender, SenderConfig, SenderKind};
+pub use worker::{run_worker, WorkerSettings};
+
+use crate::session::StoreError;
+
+/// A message to send, as queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutMessage {
+    /// tamtam's id for the message (`GET /messages/{id}`).
+    pub id: String,
+    /// The sender (`[[sender]] name`) that sends it.
+    pub sender: String,
+    pub tenant: String,
+    /// The short code or number it is sent from.
+    pub from: String,
+    /// The subscriber.
+    pub to: String,
+    pub text: String,
+    /// Africa's Talking's `linkId`, echoed on premium replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_id: Option<String>,
+    /// Send attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+/// One step in a message's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    /// `accepted`, `sent`, `retrying`, `dead`, or a delivery report's status (`delivered`,
+    /// `failed`, `buffered`, `rejected`, `submitted`…).
+    pub status: String,
+    /// Why, or the provider's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A message id: time-ordered, unique across replicas (time, process, counter, randomness
+/// from the hasher's per-process keys).
+pub fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.write_u32(std::process::id());
+    format!("{:x}-{:x}-{:08x}", now_ms(), n, h.finish() as u32)
+}
+
+/// The outbound side of the gateway: a queue and its status records.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pub queue: Queue,
+    /// How long status histories are kept.
+    pub status_ttl: Duration,
+}
+
+impl Outbox {
+    /// Accepts a message: once this returns, it will be sent (or dead-lettered).
+    pub async fn accept(&self, message: &OutMessage) -> Result<(), StoreError> {
+        self.queue
+            .push(message, &event("accepted", None), self.status_ttl)
+            .await
+    }
+
+    /// A message's status history, oldest first.
+    pub async fn status(&self, id: &str) -> Result<Vec<StatusEvent>, StoreError> {
+        self.queue.history(id).await
+    }
+
+    /// Records a delivery report for the message the provider calls `provider_id`.
+    /// Returns our message id when the provider id is known.
+    pub async fn report(
+        &self,
+        sender: &str,
+        provider_id: &str,
+        status: &str,
+        detail: Option<String>,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(id) = self.queue.resolve_provider_id(sender, provider_id).await? else {
+            return Ok(None);
+        };
+        self.queue
+            .record(&id, &event(status, detail), self.status_ttl)
+            .await?;
+        Ok(Some(id))
+    }
+
+    /// Records a delivery report for one of our own message ids (Kannel's `dlr-url` carries it).
+    pub async fn report_own(
+        &self,
+        id: &str,
+        status: &str,
+        detail: Option<String>,
+    ) -> Result<bool, StoreError> {
+        if self.queue.history(id).await?.is_empty() {
+            return Ok(false);
+        }
+        self.queue
+            .record(id, &event(status, detail), self.status_ttl)
+            .await?;
+        Ok(true)
+    }
+}
+
+/// A status event stamped now.
+pub fn event(status: &str, detail: Option<String>) -> StatusEvent {
+    StatusEvent {
+        at_ms: now_ms(),
+        status: status.to_string(),
+        detail,
+    }
+}

@@ -1,0 +1,547 @@
+//! Network data sources against real servers: the `redis` source on the suite's
+//! `redis-server`, the `http` source on a small JSON API started here on 127.0.0.1:0 (it
+//! counts its requests, and "hangs" by waiting on a semaphore the test never releases),
+//! and a whole gateway whose opt-nc consumption comes from that API.
+//!
+//! No sleep synchronises anything: a slow answer is a handler that never answers, and the
+//! breaker's open period is waited for through [`HttpSource::breaker_half_open`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tamtam::adapters::Dialect;
+use tamtam::config::{HttpSourceConfig, RedisSourceConfig, SourceConfig};
+use tamtam::data::{BreakerState, HttpSource, RedisSource, Secret};
+use tamtam::menu::{Channel, LookupOutcome};
+use tamtam::session::{MemoryStore, Store};
+use tokio::sync::Semaphore;
+
+use crate::support::{redis_url, shipped_config, shipped_tenants, unique_prefix, Phone, Server};
+
+// ---------------------------------------------------------------------------------------
+// A JSON API that counts its requests.
+
+/// What the API answers to one request.
+#[derive(Debug, Clone)]
+enum Answer {
+    Json(Value),
+    Status(u16),
+    /// Never answers (waits on a semaphore nobody releases).
+    Hang,
+}
+
+struct Api {
+    /// Requests received, answered or not.
+    hits: AtomicUsize,
+    /// Answers for the next requests, in order; then `default`.
+    script: Mutex<VecDeque<Answer>>,
+    default: Mutex<Answer>,
+    /// Each request's path and query, and its `Authorization` header.
+    seen: Mutex<Vec<(String, Option<String>)>>,
+    /// Zero permits: a hanging handler waits here until the test ends.
+    gate: Semaphore,
+}
+
+struct MockApi {
+    api: Arc<Api>,
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl MockApi {
+    async fn start(default: Answer) -> MockApi {
+        let api = Arc::new(Api {
+            hits: AtomicUsize::new(0),
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(default),
+            seen: Mutex::new(Vec::new()),
+            gate: Semaphore::new(0),
+        });
+        let app = axum::Router::new().fallback(answer).with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        MockApi { api, base, server }
+    }
+
+    fn hits(&self) -> usize {
+        self.api.hits.load(Ordering::SeqCst)
+    }
+
+    fn then(&self, answers: &[Answer]) {
+        self.api
+            .script
+            .lock()
+            .unwrap()
+            .extend(answers.iter().cloned());
+    }
+
+    fn always(&self, answer: Answer) {
+        *self.api.default.lock().unwrap() = answer;
+    }
+
+    fn seen(&self) -> Vec<(String, Option<String>)> {
+        self.api.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        // Lets hanging handlers go, and stops the server.
+        self.api.gate.close();
+        self.server.abort();
+    }
+}
+
+async fn answer(State(api): State<Arc<Api>>, request: Request) -> Response {
+    api.hits.fetch_add(1, Ordering::SeqCst);
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let auth = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    api.seen.lock().unwrap().push((target, auth));
+    let next = api.script.lock().unwrap().pop_front();
+    let next = next.unwrap_or_else(|| api.default.lock().unwrap().clone());
+    match next {
+        Answer::Json(v) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            v.to_string(),
+        )
+            .into_response(),
+        Answer::Status(s) => StatusCode::from_u16(s).unwrap().into_response(),
+        Answer::Hang => {
+            // Returns only when the test is over (the semaphore is closed).
+            let _ = api.gate.acquire().await;
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+/// A usage document as a billing API might send it.
+fn usage(minutes: u64) -> Value {
+    json!({
+        "usage": { "voice": { "minutes": minutes }, "sms": 12, "data": { "mb": 4096.5 } },
+        "balance": "2750",
+        "active": true,
+    })
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// An http source on `api` with short timings for tests.
+fn http_config(api: &MockApi) -> HttpSourceConfig {
+    let mut c =
+        HttpSourceConfig::new("conso", &format!("{}/v1/usage/{{msisdn}}", api.base)).unwrap();
+    c.fields = Some(pairs(&[
+        ("minutes", "/usage/voice/minutes"),
+        ("sms", "/usage/sms"),
+        ("data_mb", "/usage/data/mb"),
+        ("credit", "/balance"),
+        ("active", "/active"),
+        ("plan", "/plan/name"),
+    ]));
+    c.timeout = Duration::from_millis(600);
+    c
+}
+
+fn http_source(config: &HttpSourceConfig) -> HttpSource {
+    HttpSource::new("test", config).unwrap()
+}
+
+/// A port nothing listens on: bound, then let go.
+fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+// ---------------------------------------------------------------------------------------
+// redis
+
+async fn redis_hset(key: &str, fields: &[(&str, &str)]) {
+    let mut conn = redis::Client::open(redis_url().as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut cmd = redis::cmd("HSET");
+    cmd.arg(key);
+    for (f, v) in fields {
+        cmd.arg(f).arg(v);
+    }
+    cmd.query_async::<()>(&mut conn).await.unwrap();
+    redis::cmd("PEXPIRE")
+        .arg(key)
+        .arg(60_000)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn redis_source_finds_a_hash_and_maps_its_fields() {
+    let prefix = unique_prefix("conso");
+    redis_hset(
+        &format!("{prefix}:+687700001"),
+        &[("voice_min", "48"), ("sms_count", "60"), ("extra", "x")],
+    )
+    .await;
+    let mut config =
+        RedisSourceConfig::new("conso", &redis_url(), &format!("{prefix}:{{key}}")).unwrap();
+    config.fields = Some(pairs(&[
+        ("minutes", "voice_min"),
+        ("sms", "sms_count"),
+        ("credit", "balance"),
+    ]));
+    let source = RedisSource::new("test", &config).unwrap();
+    assert_eq!(
+        source.lookup("+687700001").await,
+        LookupOutcome::Found(pairs(&[("minutes", "48"), ("sms", "60")])),
+        "mapped fields only; a hash field that is not there is absent"
+    );
+
+    // Without a mapping, every hash field as is; {msisdn} is the key too.
+    let mut config =
+        RedisSourceConfig::new("conso", &redis_url(), &format!("{prefix}:{{msisdn}}")).unwrap();
+    config.fields = None;
+    let source = RedisSource::new("test", &config).unwrap();
+    let LookupOutcome::Found(mut fields) = source.lookup("+687700001").await else {
+        panic!("found")
+    };
+    fields.sort();
+    assert_eq!(
+        fields,
+        pairs(&[("extra", "x"), ("sms_count", "60"), ("voice_min", "48")])
+    );
+}
+
+#[tokio::test]
+async fn redis_source_without_the_hash_is_missing() {
+    let prefix = unique_prefix("conso");
+    let config =
+        RedisSourceConfig::new("conso", &redis_url(), &format!("{prefix}:{{key}}")).unwrap();
+    let source = RedisSource::new("test", &config).unwrap();
+    assert_eq!(source.lookup("+687700999").await, LookupOutcome::Missing);
+}
+
+#[tokio::test]
+async fn redis_source_that_refuses_connections_fails_quickly() {
+    let config = RedisSourceConfig::new(
+        "conso",
+        &format!("redis://127.0.0.1:{}", refused_port()),
+        "conso:{key}",
+    )
+    .unwrap();
+    let source = RedisSource::new("test", &config).unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+        let took = started.elapsed();
+        assert!(
+            took < config.timeout + Duration::from_millis(500),
+            "a refused Redis fails within its timeout: {took:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// http
+
+#[tokio::test]
+async fn http_source_maps_json_fields_by_pointer() {
+    let api = MockApi::start(Answer::Json(usage(48))).await;
+    let mut config = http_config(&api);
+    config.headers = vec![(
+        "Authorization".to_string(),
+        Secret::new("Bearer test-token"),
+    )];
+    let source = http_source(&config);
+    assert_eq!(
+        source.lookup("+687700001").await,
+        LookupOutcome::Found(pairs(&[
+            ("minutes", "48"),
+            ("sms", "12"),
+            ("data_mb", "4096.5"),
+            ("credit", "2750"),
+            ("active", "true"),
+        ])),
+        "numbers and booleans as text; a pointer that leads nowhere leaves the field absent"
+    );
+    assert_eq!(
+        api.seen(),
+        vec![(
+            "/v1/usage/%2B687700001".to_string(),
+            Some("Bearer test-token".to_string())
+        )],
+        "the key is percent-encoded and the headers are sent"
+    );
+}
+
+#[tokio::test]
+async fn http_source_not_found_status_is_missing_and_not_retried() {
+    let api = MockApi::start(Answer::Status(404)).await;
+    let source = http_source(&http_config(&api));
+    assert_eq!(source.lookup("+687700999").await, LookupOutcome::Missing);
+    assert_eq!(api.hits(), 1);
+
+    // Another 4xx fails, and is not retried either.
+    api.always(Answer::Status(400));
+    assert_eq!(source.lookup("+687700999").await, LookupOutcome::Failed);
+    assert_eq!(api.hits(), 2);
+
+    // The statuses that mean "missing" are configurable.
+    let mut config = http_config(&api);
+    config.not_found = vec![404, 410];
+    api.always(Answer::Status(410));
+    assert_eq!(
+        http_source(&config).lookup("+687700999").await,
+        LookupOutcome::Missing
+    );
+}
+
+#[tokio::test]
+async fn http_source_retries_a_server_error() {
+    let api = MockApi::start(Answer::Json(usage(7))).await;
+    api.then(&[Answer::Status(500)]);
+    let source = http_source(&http_config(&api));
+    let LookupOutcome::Found(fields) = source.lookup("+687700001").await else {
+        panic!("the retry succeeds")
+    };
+    assert!(fields.contains(&("minutes".to_string(), "7".to_string())));
+    assert_eq!(api.hits(), 2, "one 500, one 200");
+
+    // Without retries the 500 is a failure.
+    let mut config = http_config(&api);
+    config.retries = 0;
+    api.then(&[Answer::Status(503)]);
+    assert_eq!(
+        http_source(&config).lookup("+687700001").await,
+        LookupOutcome::Failed
+    );
+    assert_eq!(api.hits(), 3);
+}
+
+#[tokio::test]
+async fn http_source_that_does_not_answer_fails_within_its_timeout() {
+    let api = MockApi::start(Answer::Hang).await;
+    let config = http_config(&api);
+    let source = http_source(&config);
+    let started = Instant::now();
+    assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+    let took = started.elapsed();
+    assert!(
+        took < config.timeout + Duration::from_millis(500),
+        "bounded by timeout_ms, retries included: {took:?}"
+    );
+    assert_eq!(api.hits(), 2, "the attempt that timed out was tried again");
+}
+
+#[tokio::test]
+async fn http_source_that_refuses_connections_fails() {
+    let mut config = HttpSourceConfig::new(
+        "conso",
+        &format!("http://127.0.0.1:{}/{{key}}", refused_port()),
+    )
+    .unwrap();
+    config.timeout = Duration::from_millis(600);
+    let source = http_source(&config);
+    let started = Instant::now();
+    assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+    assert!(started.elapsed() < config.timeout + Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn http_source_speaks_tls_to_https_urls() {
+    // The API speaks plain HTTP: the TLS handshake fails, so no request reaches it.
+    let api = MockApi::start(Answer::Json(usage(1))).await;
+    let mut config = http_config(&api);
+    config.url = HttpSourceConfig::new(
+        "conso",
+        &format!("{}/{{key}}", api.base.replace("http://", "https://")),
+    )
+    .unwrap()
+    .url;
+    assert_eq!(
+        http_source(&config).lookup("+687700001").await,
+        LookupOutcome::Failed
+    );
+    assert_eq!(api.hits(), 0);
+}
+
+#[tokio::test]
+async fn http_source_breaker_opens_spares_the_api_and_closes_after_a_good_trial() {
+    let api = MockApi::start(Answer::Status(500)).await;
+    let mut config = http_config(&api);
+    config.retries = 0;
+    config.breaker_failures = 3;
+    config.breaker_open = Duration::from_millis(200);
+    let source = http_source(&config);
+
+    for n in 1..=3 {
+        assert_eq!(source.breaker_state(), BreakerState::Closed);
+        assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+        assert_eq!(api.hits(), n);
+    }
+    assert_eq!(source.breaker_state(), BreakerState::Open);
+    for _ in 0..5 {
+        assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+    }
+    assert_eq!(api.hits(), 3, "no request while the breaker is open");
+
+    // Half-open: one trial; it fails, the breaker opens again.
+    wait_half_open(&source).await;
+    assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+    assert_eq!(api.hits(), 4);
+    assert_eq!(source.breaker_state(), BreakerState::Open);
+    assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+    assert_eq!(api.hits(), 4);
+
+    // The API is back: the next trial succeeds and closes it.
+    api.always(Answer::Json(usage(5)));
+    wait_half_open(&source).await;
+    assert!(matches!(
+        source.lookup("+687700001").await,
+        LookupOutcome::Found(_)
+    ));
+    assert_eq!(api.hits(), 5);
+    assert_eq!(source.breaker_state(), BreakerState::Closed);
+    assert!(matches!(
+        source.lookup("+687700002").await,
+        LookupOutcome::Found(_)
+    ));
+    assert_eq!(api.hits(), 6);
+}
+
+async fn wait_half_open(source: &HttpSource) {
+    tokio::time::timeout(Duration::from_secs(10), source.breaker_half_open())
+        .await
+        .expect("the breaker half-opens after breaker_open_ms");
+    assert_eq!(source.breaker_state(), BreakerState::HalfOpen);
+}
+
+#[tokio::test]
+async fn http_source_cache_serves_found_and_missing_without_a_request() {
+    let api = MockApi::start(Answer::Json(usage(9))).await;
+    let mut config = http_config(&api);
+    config.retries = 0;
+    config.cache_ttl = Duration::from_secs(60);
+    let source = http_source(&config);
+
+    let first = source.lookup("+687700001").await;
+    assert!(matches!(first, LookupOutcome::Found(_)));
+    assert_eq!(source.lookup("+687700001").await, first);
+    assert_eq!(api.hits(), 1, "the second lookup came from the cache");
+
+    api.always(Answer::Status(404));
+    assert_eq!(source.lookup("+687700002").await, LookupOutcome::Missing);
+    assert_eq!(source.lookup("+687700002").await, LookupOutcome::Missing);
+    assert_eq!(api.hits(), 2, "missing answers are cached too");
+
+    // Failures are not cached.
+    api.always(Answer::Status(500));
+    assert_eq!(source.lookup("+687700003").await, LookupOutcome::Failed);
+    assert_eq!(source.lookup("+687700003").await, LookupOutcome::Failed);
+    assert_eq!(api.hits(), 4);
+    // The cached key still answers while the API fails.
+    assert_eq!(source.lookup("+687700001").await, first);
+    assert_eq!(api.hits(), 4);
+}
+
+// ---------------------------------------------------------------------------------------
+// A whole gateway: opt-nc's consumption from the API.
+
+/// The shipped gateway (in-memory sessions) with opt-nc's `conso` source replaced by an http
+/// source on `api`.
+async fn gateway_with_http_conso(api: &MockApi) -> Server {
+    let mut config = shipped_config(None);
+    let tenant = config
+        .tenants
+        .iter_mut()
+        .find(|t| t.id == "opt-nc")
+        .expect("the opt-nc tenant");
+    let conso = tenant
+        .sources
+        .iter_mut()
+        .find(|s| s.name() == "conso")
+        .expect("opt-nc's conso source");
+    let mut http =
+        HttpSourceConfig::new("conso", &format!("{}/v1/usage/{{key}}", api.base)).unwrap();
+    http.fields = Some(pairs(&[
+        ("minutes", "/usage/voice/minutes"),
+        ("sms", "/usage/sms"),
+        ("data_mb", "/usage/data/mb"),
+        ("credit", "/balance"),
+    ]));
+    http.timeout = Duration::from_millis(1000);
+    *conso = SourceConfig::Http(http);
+    Server::start_with(config, Store::Memory(MemoryStore::new())).await
+}
+
+#[tokio::test]
+async fn ussd_consumption_comes_from_the_http_source() {
+    let api = MockApi::start(Answer::Json(usage(321))).await;
+    let server = gateway_with_http_conso(&api).await;
+    for dialect in [Dialect::AfricasTalking, Dialect::Hubtel, Dialect::Json] {
+        let mut phone = Phone::new(&server, dialect, "*100#", "+687700001");
+        let home = phone.dial().await;
+        assert!(home.text.contains("1. Ma consommation"), "{home:?}");
+        phone.send("1").await;
+        let conso = phone.send("1").await;
+        assert_eq!(conso.status, 200);
+        for line in [
+            "Appels : 321 min",
+            "SMS : 12",
+            "Internet : 4096.5 Mo",
+            "Crédit : 2750 F",
+        ] {
+            assert!(conso.text.contains(line), "{line} in {conso:?}");
+        }
+        assert!(conso.end, "{conso:?}");
+    }
+    assert!(api
+        .seen()
+        .iter()
+        .all(|(path, _)| path == "/v1/usage/%2B687700001"));
+}
+
+#[tokio::test]
+async fn ussd_consumption_with_a_hanging_api_ends_politely_within_the_hop_budget() {
+    let api = MockApi::start(Answer::Hang).await;
+    let server = gateway_with_http_conso(&api).await;
+    let tenants = shipped_tenants(&server.config);
+    let opt = tenants.iter().find(|t| t.id == "opt-nc").unwrap();
+    let unavailable = opt.menu.texts(Channel::Ussd).unavailable.clone();
+    for dialect in [Dialect::AfricasTalking, Dialect::Json] {
+        let mut phone = Phone::new(&server, dialect, "*100#", "+687700001");
+        phone.dial().await;
+        phone.send("1").await;
+        let started = Instant::now();
+        let screen = phone.send("1").await;
+        let took = started.elapsed();
+        assert_eq!(screen.status, 200, "{screen:?}");
+        assert!(screen.end, "a polite END: {screen:?}");
+        assert_eq!(screen.text, unavailable);
+        assert!(
+            took < server.config.hop_timeout,
+            "answered within the hop budget: {took:?}"
+        );
+    }
+}
