@@ -540,7 +540,8 @@ fn config(
                 "get-url = \"{service_url}{sep}from=%p&to=%P&text=%b&id=%I&smsc=%i&coding=%c&charset=%C&time=%T\""
             )
         }
-        KannelMode::Post => format!("post-url = \"{service_url}\"\nsend-sender = true"),
+        // As config/kannel/kannel.conf: the message id on the URL, for deduplication.
+        KannelMode::Post => format!("post-url = \"{service_url}?id=%I\"\nsend-sender = true"),
     };
     let d = dir.display();
     let Ports {
