@@ -410,7 +410,13 @@ async fn run_simulate(path: &Path, service: &str, msisdn: &str) -> ExitCode {
         eprintln!("cannot simulate: fix the problems above");
         return ExitCode::FAILURE;
     };
-    let gateway = Gateway::new(tenants, &config, Store::Memory(MemoryStore::new()));
+    // SMS the menu sends are queued in memory and shown, not sent.
+    let outbox = Outbox {
+        queue: Queue::Memory(MemoryQueue::new()),
+        status_ttl: config.outbox.status_ttl,
+    };
+    let gateway = Gateway::new(tenants, &config, Store::Memory(MemoryStore::new()))
+        .with_outbox(outbox.clone());
     let Some((tenant, _)) = gateway.resolve(service) else {
         eprintln!("no tenant answers {service}; configured codes:");
         for t in gateway.tenants() {
@@ -446,6 +452,30 @@ async fn run_simulate(path: &Path, service: &str, msisdn: &str) -> ExitCode {
             println!("│ {line}");
         }
         println!("└{rule}");
+        let queued = outbox
+            .queue
+            .claim(
+                "simulator",
+                16,
+                std::time::Duration::ZERO,
+                std::time::Duration::ZERO,
+            )
+            .await
+            .unwrap_or_default();
+        for d in queued {
+            let seg = text::sms_segments(&d.message.text);
+            println!(
+                "(SMS from {} to {}, {} part(s), {}, would be sent by `{}`:)",
+                d.message.from,
+                d.message.to,
+                seg.count,
+                seg.encoding.as_str(),
+                d.message.sender
+            );
+            for line in d.message.text.lines() {
+                println!("  {line}");
+            }
+        }
         if reply.end {
             println!("(session ended)");
             return ExitCode::SUCCESS;

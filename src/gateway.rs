@@ -9,6 +9,7 @@
 //! can serve any hop.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{dial_parts, Config, SessionSettings, SourceConfig};
@@ -48,6 +49,8 @@ pub struct Tenant {
     pub sms_max_segments: usize,
     /// The sender of the SMS this tenant sends itself (USSD follow-ups).
     pub sms_sender: Option<String>,
+    /// IANA time zone, for opening hours.
+    pub time_zone: String,
 }
 
 /// How a hop went, for logs.
@@ -98,6 +101,18 @@ pub struct Gateway {
     hop_timeout: Duration,
     /// Where SMS to send go; `None` when no sender is configured.
     outbox: Option<Outbox>,
+    /// Unix seconds now: the system clock, or a test's.
+    clock: Clock,
+}
+
+/// Where a gateway reads the time: the system clock, or a test's.
+#[derive(Clone)]
+pub struct Clock(pub Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// Reads every tenant's menu and data files. Returns the tenants when nothing is wrong,
@@ -192,6 +207,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                 sms_codes: t.sms_codes.clone(),
                 sms_max_segments: t.sms_max_segments,
                 sms_sender: t.sms_sender.clone(),
+                time_zone: t.time_zone.clone(),
             });
         }
     }
@@ -221,7 +237,23 @@ impl Gateway {
             session: config.session.clone(),
             hop_timeout: config.hop_timeout,
             outbox: None,
+            clock: Clock(Arc::new(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            })),
         }
+    }
+
+    /// Reads time from `clock` (Unix seconds) instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Gateway {
+        self.clock = clock;
+        self
+    }
+
+    /// The tenant's local time now, for opening hours.
+    fn local_now(&self, tenant: &Tenant) -> Option<crate::hours::LocalTime> {
+        crate::hours::local_time(&tenant.time_zone, (self.clock.0)()).ok()
     }
 
     /// Sends SMS through `outbox` (USSD follow-ups, replies of asynchronous dialects).
@@ -439,8 +471,12 @@ impl Gateway {
             }
         };
 
-        // Run the engine.
+        // Run the engine, in the tenant's local time.
         let msisdn = inbound.msisdn.as_str();
+        let now = self.local_now(tenant);
+        if let Some(s) = state.as_mut() {
+            s.now = now;
+        }
         let step = match state.as_mut() {
             Some(state) => {
                 let mut step = None;
@@ -458,7 +494,7 @@ impl Gateway {
                 let offer = resume
                     .filter(|r| r.session != inbound.session_id)
                     .map(|r| r.state.to_state(menu));
-                let (s, step) = menu::start(menu, Channel::Ussd, msisdn, inputs, offer);
+                let (s, step) = menu::start(menu, Channel::Ussd, msisdn, now, inputs, offer);
                 state = Some(s);
                 step
             }
@@ -652,16 +688,21 @@ impl Gateway {
         let text = inbound.text.trim();
         let folded = fold_accents(text).to_uppercase();
         let first_word = folded.split_whitespace().next().unwrap_or("");
+        let now = self.local_now(tenant);
         let state = record
             .as_ref()
             .and_then(|r| r.state.as_ref())
-            .map(|s| s.to_state(menu));
+            .map(|s| s.to_state(menu))
+            .map(|mut s| {
+                s.now = now;
+                s
+            });
         let rest = record.as_ref().and_then(|r| r.rest.clone());
 
         // Decide what this text is: a keyword (always starts over), SUITE, a call for help,
         // an answer to the waiting screen, or a text to a fixed short code.
         let (shown, end, next_state, outcome) = if let Some(k) = menu.sms.keyword(text) {
-            let (mut s, step) = menu::start_at(menu, Channel::Sms, msisdn, k.screen);
+            let (mut s, step) = menu::start_at(menu, Channel::Sms, msisdn, now, k.screen);
             let (t, end) = self.run(tenant, Channel::Sms, &mut s, msisdn, step).await;
             (
                 t,
@@ -684,7 +725,7 @@ impl Gateway {
                 if end { Outcome::End } else { Outcome::Continue },
             )
         } else if let Some(screen) = menu.sms.fixed.get(code) {
-            let (mut s, step) = menu::start_at(menu, Channel::Sms, msisdn, *screen);
+            let (mut s, step) = menu::start_at(menu, Channel::Sms, msisdn, now, *screen);
             let (t, end) = self.run(tenant, Channel::Sms, &mut s, msisdn, step).await;
             (
                 t,

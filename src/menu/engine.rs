@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 
 use super::model::{Channel, Kind, Menu, RouteCondition, ScreenId, BACK, HOME, MAX_ERRORS, MORE};
 use super::render::{paginate, sms_text, Body};
+use crate::hours::{describe_next, LocalTime};
 
 /// Most automatic moves (routers, silent lookups) one answer may cause: a guard against a
 /// menu whose routers loop.
@@ -39,6 +40,9 @@ pub struct State {
     /// SMS to send to the caller (from `sms` screens), for the caller to take and send.
     /// Never stored.
     pub outgoing: Vec<String>,
+    /// The tenant's local time, given by the caller for opening hours. Never stored; without
+    /// it, every line counts as closed and `{next_open:…}` renders empty.
+    pub now: Option<LocalTime>,
 }
 
 impl State {
@@ -54,6 +58,7 @@ impl State {
             pending: VecDeque::new(),
             resume: None,
             outgoing: Vec::new(),
+            now: None,
         }
     }
 
@@ -118,10 +123,12 @@ pub fn start(
     menu: &Menu,
     channel: Channel,
     msisdn: &str,
+    now: Option<LocalTime>,
     prefill: Vec<String>,
     resume: Option<State>,
 ) -> (State, Step) {
     let mut state = State::at(menu.home);
+    state.now = now;
     if let Some(previous) = resume.filter(|_| prefill.is_empty()) {
         state.resume = Some(Box::new(previous));
         let step = show(menu, channel, &mut state, msisdn);
@@ -133,8 +140,15 @@ pub fn start(
 }
 
 /// Starts a session on `screen` (an SMS keyword), with home as the way back.
-pub fn start_at(menu: &Menu, channel: Channel, msisdn: &str, screen: ScreenId) -> (State, Step) {
+pub fn start_at(
+    menu: &Menu,
+    channel: Channel,
+    msisdn: &str,
+    now: Option<LocalTime>,
+    screen: ScreenId,
+) -> (State, Step) {
     let mut state = State::at(menu.home);
+    state.now = now;
     if screen != menu.home {
         state.history.push(menu.home);
     }
@@ -229,6 +243,8 @@ fn ends_here(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> bool
     let terminal = match &menu.screen(state.screen).kind {
         Kind::Info | Kind::Sms { .. } => true,
         Kind::Lookup { choices, .. } => choices.is_empty(),
+        // A menu whose every choice is USSD-only (e.g. "Recevoir par SMS") ends on SMS.
+        Kind::Menu { choices } => visible(menu, channel, choices).is_empty(),
         _ => false,
     };
     terminal
@@ -284,13 +300,18 @@ fn with_flash(flash: Option<&str>, page: String) -> String {
     }
 }
 
-/// The value of a placeholder: the caller's number or a variable.
-fn value<'a>(state: &'a State, msisdn: &'a str, name: &str) -> Option<&'a str> {
+/// The value of a placeholder: the caller's number, when a line opens next
+/// (`next_open:NAME`), or a variable.
+fn value<'a>(menu: &Menu, state: &'a State, msisdn: &'a str, name: &str) -> Option<Cow<'a, str>> {
     if name == "msisdn" {
-        Some(msisdn)
-    } else {
-        state.var(name)
+        return Some(Cow::Borrowed(msisdn));
     }
+    if let Some(line) = name.strip_prefix("next_open:") {
+        let now = state.now?;
+        let next = menu.hours.get(line)?.next_opening(now)?;
+        return Some(Cow::Owned(describe_next(now, next)));
+    }
+    state.var(name).map(Cow::Borrowed)
 }
 
 /// The current screen as one SMS text.
@@ -299,12 +320,44 @@ fn sms_of(menu: &Menu, state: &State, msisdn: &str) -> String {
         Some(Body::Static(pages)) => pages.sms.clone(),
         Some(Body::Dynamic { text, choices, .. }) => {
             let policy = menu.sms_policy;
-            let body = text.render(|name| value(state, msisdn, name));
+            let body = text.render(|name| value(menu, state, msisdn, name));
+            let targets = match &menu.screen(state.screen).kind {
+                Kind::Menu { choices } | Kind::Lookup { choices, .. } => choices.as_slice(),
+                _ => &[],
+            };
             let labels: Vec<String> = choices
                 .iter()
-                .map(|l| policy.apply(l).into_owned())
+                .zip(targets.iter().map(Some).chain(std::iter::repeat(None)))
+                .filter(|(_, t)| {
+                    t.is_none_or(|t| !matches!(menu.screen(*t).kind, Kind::Sms { .. }))
+                })
+                .map(|(l, _)| policy.apply(l).into_owned())
                 .collect();
             sms_text(&policy.apply(&body), &labels)
+        }
+        None => String::new(),
+    }
+}
+
+/// The choices a channel shows: on SMS, a choice leading to an `sms` screen (which sends
+/// the screen by SMS) would be pointless and is left out.
+fn visible<'c>(menu: &Menu, channel: Channel, choices: &'c [ScreenId]) -> Cow<'c, [ScreenId]> {
+    let sends = |c: &ScreenId| matches!(menu.screen(*c).kind, Kind::Sms { .. });
+    match channel {
+        Channel::Sms if choices.iter().any(sends) => {
+            Cow::Owned(choices.iter().copied().filter(|c| !sends(c)).collect())
+        }
+        _ => Cow::Borrowed(choices),
+    }
+}
+
+/// The current screen's text alone, as an SMS.
+fn sms_plain_of(menu: &Menu, state: &State, msisdn: &str) -> String {
+    match &menu.screen(state.screen).body {
+        Some(Body::Static(pages)) => pages.sms_plain.clone(),
+        Some(Body::Dynamic { text, .. }) => {
+            let body = text.render(|name| value(menu, state, msisdn, name));
+            menu.sms_policy.apply(body.trim_end()).into_owned()
         }
         None => String::new(),
     }
@@ -320,7 +373,7 @@ fn pages_of<'m>(menu: &'m Menu, state: &State, msisdn: &str) -> Cow<'m, [String]
             layout,
         }) => {
             let policy = menu.policy;
-            let body = text.render(|name| value(state, msisdn, name));
+            let body = text.render(|name| value(menu, state, msisdn, name));
             let body = policy.apply(&body);
             let labels: Vec<String> = choices
                 .iter()
@@ -386,6 +439,7 @@ fn apply(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, answer:
     let screen = menu.screen(state.screen);
     match &screen.kind {
         Kind::Menu { choices } | Kind::Lookup { choices, .. } if !choices.is_empty() => {
+            let choices = visible(menu, channel, choices);
             match answer.parse::<usize>() {
                 Ok(n) if (1..=choices.len()).contains(&n) && !answer.starts_with('0') => {
                     let next = choices[n - 1];
@@ -441,16 +495,16 @@ fn enter(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, mut id:
             Kind::Router { routes, default } => {
                 id = routes
                     .iter()
-                    .find(|r| holds(&r.condition, state, msisdn))
+                    .find(|r| holds(menu, &r.condition, state, msisdn))
                     .map_or(*default, |r| r.next);
             }
             Kind::Sms { screen } => {
-                // The SMS text: the target screen's, rendered as the SMS channel shows it.
+                // The SMS text: this screen's, or the target screen's text without its choices.
                 let text = match screen {
                     Some(target) => {
                         let mut probe = state.clone();
                         probe.screen = *target;
-                        sms_of(menu, &probe, msisdn)
+                        sms_plain_of(menu, &probe, msisdn)
                     }
                     None => sms_of(menu, state, msisdn),
                 };
@@ -463,7 +517,7 @@ fn enter(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, mut id:
                 };
             }
             Kind::Lookup { source, key, .. } => {
-                let key = key.render(|name| value(state, msisdn, name));
+                let key = key.render(|name| value(menu, state, msisdn, name));
                 return Flow::Effect(Effect {
                     source: source.clone(),
                     key,
@@ -476,10 +530,14 @@ fn enter(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, mut id:
     Flow::End(menu.texts(channel).unavailable.clone())
 }
 
-fn holds(condition: &RouteCondition, state: &State, msisdn: &str) -> bool {
+fn holds(menu: &Menu, condition: &RouteCondition, state: &State, msisdn: &str) -> bool {
     match condition {
         RouteCondition::Prefix(prefixes) => prefixes.iter().any(|p| msisdn.starts_with(p.as_str())),
         RouteCondition::Matches(var, re) => state.var(var).is_some_and(|v| re.is_match(v)),
         RouteCondition::Equals(var, value) => state.var(var) == Some(value.as_str()),
+        RouteCondition::Open(line) => match (state.now, menu.hours.get(line)) {
+            (Some(now), Some(schedule)) => schedule.is_open(now),
+            _ => false,
+        },
     }
 }

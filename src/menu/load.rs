@@ -133,6 +133,7 @@ struct RawChoice {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
+    open: Option<String>,
     prefix: Option<Vec<String>>,
     var: Option<String>,
     matches: Option<String>,
@@ -191,10 +192,10 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         }
     };
     for key in table.keys() {
-        if !matches!(key.as_str(), "menu" | "texts" | "screens" | "sms") {
+        if !matches!(key.as_str(), "menu" | "texts" | "screens" | "sms" | "hours") {
             report.error(
                 key,
-                "unknown section (expected [menu], [texts], [sms] or [screens.<id>])",
+                "unknown section (expected [menu], [texts], [sms], [hours] or [screens.<id>])",
             );
         }
     }
@@ -228,6 +229,24 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
             .unwrap_or_default(),
         None => RawSms::default(),
     };
+    let raw_hours: BTreeMap<String, Vec<String>> = match table.get("hours") {
+        Some(v) => v
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| report.error("hours", e.message().to_string()))
+            .unwrap_or_default(),
+        None => BTreeMap::new(),
+    };
+    let mut hours = HashMap::new();
+    for (line, rules) in &raw_hours {
+        let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+        match crate::hours::Schedule::parse(&rules) {
+            Ok(s) => {
+                hours.insert(line.clone(), s);
+            }
+            Err(e) => report.error(&format!("hours.{line}"), e),
+        }
+    }
     let texts = build_texts(&raw_texts, options.policy);
     let sms_texts = build_texts(&raw_texts, options.sms_policy);
 
@@ -278,13 +297,21 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         .flatten()
         .filter_map(|r| r.save.as_deref())
         .collect();
+    let next_open: Vec<String> = raw_hours.keys().map(|l| format!("next_open:{l}")).collect();
     let mut known_vars: HashSet<&str> = saved_vars.clone();
     known_vars.insert("msisdn");
+    known_vars.extend(next_open.iter().map(String::as_str));
     for fields in options.sources.values() {
         known_vars.extend(fields.iter().map(String::as_str));
     }
 
+    let kinds: HashMap<&str, &str> = raws
+        .iter()
+        .filter_map(|(id, r)| Some((*id, r.as_ref()?.kind.as_str())))
+        .collect();
     let ctx = Ctx {
+        kinds: &kinds,
+        hours: &hours,
         index: &index,
         options,
         texts: &texts,
@@ -325,6 +352,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         sms_texts,
         sms_policy: options.sms_policy,
         sms: sms?,
+        hours,
         index,
     })
 }
@@ -436,6 +464,9 @@ fn check_texts(texts: &Texts, limits: UssdLimits, report: &mut Report) {
 }
 
 struct Ctx<'a> {
+    /// Each screen's `kind` as written, to know which choices are USSD-only.
+    kinds: &'a HashMap<&'a str, &'a str>,
+    hours: &'a HashMap<String, crate::hours::Schedule>,
     index: &'a HashMap<String, ScreenId>,
     options: &'a LoadOptions,
     texts: &'a Texts,
@@ -677,24 +708,37 @@ fn build_screen(id: &str, raw: &RawScreen, ctx: &Ctx, report: &mut Report) -> Op
             for (i, r) in raw.routes.iter().flatten().enumerate() {
                 let n = i + 1;
                 let next = ctx.target(id, &format!("routes[{n}].next"), &r.next, report);
-                let condition = match (&r.prefix, &r.var, &r.matches, &r.equals) {
-                    (Some(p), None, None, None) if !p.is_empty() => {
+                let condition = match (&r.open, &r.prefix, &r.var, &r.matches, &r.equals) {
+                    (Some(line), None, None, None, None) => {
+                        if ctx.hours.contains_key(line) {
+                            Some(RouteCondition::Open(line.clone()))
+                        } else {
+                            report.error(
+                                id,
+                                format!(
+                                    "route {n}: `open` names `{line}`, which is not in [hours]"
+                                ),
+                            );
+                            None
+                        }
+                    }
+                    (None, Some(p), None, None, None) if !p.is_empty() => {
                         Some(RouteCondition::Prefix(p.clone()))
                     }
-                    (None, Some(v), Some(m), None) => match Regex::new(m) {
+                    (None, None, Some(v), Some(m), None) => match Regex::new(m) {
                         Ok(re) => Some(RouteCondition::Matches(v.clone(), re)),
                         Err(e) => {
                             report.error(id, format!("route {n}: `matches` does not compile: {e}"));
                             None
                         }
                     },
-                    (None, Some(v), None, Some(e)) => {
+                    (None, None, Some(v), None, Some(e)) => {
                         Some(RouteCondition::Equals(v.clone(), e.clone()))
                     }
                     _ => {
                         report.error(
                             id,
-                            format!("route {n} needs exactly one condition: `prefix = [..]`, `var` + `matches`, or `var` + `equals`"),
+                            format!("route {n} needs exactly one condition: `open`, `prefix = [..]`, `var` + `matches`, or `var` + `equals`"),
                         );
                         None
                     }
@@ -811,12 +855,23 @@ fn build_body(
     }
     match template.as_static() {
         Some(t) => {
+            // On SMS, a choice that would send this screen by SMS is left out.
+            let targets: Vec<&str> = raw
+                .choices
+                .iter()
+                .flatten()
+                .map(|c| c.next.as_str())
+                .collect();
             let sms_labels: Vec<String> = labels
                 .iter()
-                .map(|l| policy_owned(opts.sms_policy, l))
+                .zip(targets.iter().map(Some).chain(std::iter::repeat(None)))
+                .filter(|(_, t)| t.is_none_or(|t| ctx.kinds.get(t) != Some(&"sms")))
+                .map(|(l, _)| policy_owned(opts.sms_policy, l))
                 .collect();
             let mut pages = pages;
-            pages.sms = sms_text(&policy_owned(opts.sms_policy, t), &sms_labels);
+            let plain = policy_owned(opts.sms_policy, t);
+            pages.sms = sms_text(&plain, &sms_labels);
+            pages.sms_plain = plain.trim_end().to_string();
             Some(Body::Static(pages))
         }
         None => Some(Body::Dynamic {

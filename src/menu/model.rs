@@ -38,6 +38,8 @@ pub struct Menu {
     pub sms_policy: TextPolicy,
     /// Keywords and fixed short codes for the SMS channel.
     pub sms: SmsRoutes,
+    /// Opening hours by name (`[hours]`), for `open` routes and `{next_open:NAME}`.
+    pub hours: HashMap<String, crate::hours::Schedule>,
     pub(crate) index: HashMap<String, ScreenId>,
 }
 
@@ -181,6 +183,8 @@ pub enum RouteCondition {
     Matches(String, Regex),
     /// A variable equals a value exactly.
     Equals(String, String),
+    /// The line named in `[hours]` is open now (tenant time).
+    Open(String),
 }
 
 /// The built-in phrases of a tenant, already passed through its text policy.

@@ -4,6 +4,7 @@
 //! every page that waits for an answer keeps room for the "invalid choice" line, so the
 //! error screen always fits too. All measuring goes through `crate::text`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::model::{Texts, BACK, HOME, MORE};
@@ -42,7 +43,9 @@ impl Template {
                     loop {
                         match chars.next() {
                             Some('}') => break,
-                            Some(c) if c.is_ascii_alphanumeric() || c == '_' => name.push(c),
+                            Some(c) if c.is_ascii_alphanumeric() || c == '_' || c == ':' => {
+                                name.push(c)
+                            }
                             Some(c) => {
                                 return Err(format!(
                                     "placeholder {{{name}{c}… may hold only letters, digits and _ (write {{{{ for a literal brace)"
@@ -85,14 +88,14 @@ impl Template {
     }
 
     /// Fills the placeholders; an unknown one renders empty.
-    pub fn render<'v>(&self, value: impl Fn(&str) -> Option<&'v str>) -> String {
+    pub fn render<'v>(&self, value: impl Fn(&str) -> Option<Cow<'v, str>>) -> String {
         let mut out = String::new();
         for s in &self.segments {
             match s {
                 Segment::Literal(l) => out.push_str(l),
                 Segment::Var(v) => {
                     if let Some(val) = value(v) {
-                        out.push_str(val)
+                        out.push_str(&val)
                     } else {
                         tracing::debug!(placeholder = %v, "template placeholder has no value");
                     }
@@ -132,6 +135,8 @@ pub(crate) struct Pages {
     pub normal: Vec<String>,
     /// The whole screen as one SMS text.
     pub sms: String,
+    /// The screen's text alone, without its choices, as an SMS (what `sms` screens send).
+    pub sms_plain: String,
 }
 
 /// A screen as one SMS: its text, then its choices one a line. No pages, no navigation line.
@@ -278,6 +283,7 @@ pub(crate) fn paginate(
     Ok(Pages {
         normal,
         sms: String::new(),
+        sms_plain: String::new(),
     })
 }
 
@@ -326,10 +332,17 @@ mod tests {
         let t = Template::parse("Crédit {credit} F, {{brut}}").unwrap();
         assert!(!t.is_static());
         assert_eq!(t.vars().collect::<Vec<_>>(), ["credit"]);
-        let out = t.render(|v| (v == "credit").then_some("1 500"));
+        let out = t.render(|v| (v == "credit").then_some(Cow::Borrowed("1 500")));
         assert_eq!(out, "Crédit 1 500 F, {brut}");
         assert!(Template::parse("a {b").is_err());
         assert!(Template::parse("a {b c}").is_err());
+        assert_eq!(
+            Template::parse("{next_open:1000}")
+                .unwrap()
+                .vars()
+                .collect::<Vec<_>>(),
+            ["next_open:1000"]
+        );
         assert!(Template::parse("a }").is_err());
         assert!(Template::parse("{}").is_err());
         assert_eq!(Template::parse("").unwrap().as_static(), Some(""));

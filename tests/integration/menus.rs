@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde::Deserialize;
 use tamtam::gateway::Tenant;
+use tamtam::hours::LocalTime;
 use tamtam::menu::{self, Channel, Kind, LookupOutcome, ScreenId, State, Step};
 
 use crate::support::{files, name, shipped_config, shipped_tenants};
@@ -45,8 +46,14 @@ struct Walk {
     problems: Vec<String>,
 }
 
-/// A state already explored: caller, screen, page and variables.
-type Visit = (String, ScreenId, u8, Vec<(String, String)>);
+/// A state already explored: caller, time, screen, page and variables.
+type Visit = (
+    String,
+    Option<LocalTime>,
+    ScreenId,
+    u8,
+    Vec<(String, String)>,
+);
 
 async fn walk(tenant: &Tenant) -> Walk {
     let menu = &tenant.menu;
@@ -56,10 +63,28 @@ async fn walk(tenant: &Tenant) -> Walk {
     };
     let mut seen: HashSet<Visit> = HashSet::new();
     let mut queue = VecDeque::new();
+    // A weekday morning, a weekday night and a Sunday: lines open and closed.
+    let times = [
+        LocalTime {
+            weekday: 0,
+            minute: 10 * 60,
+        },
+        LocalTime {
+            weekday: 2,
+            minute: 21 * 60,
+        },
+        LocalTime {
+            weekday: 6,
+            minute: 12 * 60,
+        },
+    ];
     for msisdn in callers(&tenant.id) {
-        let (mut state, step) = menu::start(menu, Channel::Ussd, msisdn, Vec::new(), None);
-        let (text, end) = run(tenant, &mut state, msisdn, step).await;
-        queue.push_back((state, msisdn, text, end));
+        for now in times {
+            let (mut state, step) =
+                menu::start(menu, Channel::Ussd, msisdn, Some(now), Vec::new(), None);
+            let (text, end) = run(tenant, &mut state, msisdn, step).await;
+            queue.push_back((state, msisdn, text, end));
+        }
     }
     let mut steps = 0;
     while let Some((state, msisdn, text, end)) = queue.pop_front() {
@@ -83,6 +108,7 @@ async fn walk(tenant: &Tenant) -> Walk {
         if end
             || !seen.insert((
                 msisdn.to_string(),
+                state.now,
                 state.screen,
                 state.page,
                 state.vars.clone(),

@@ -59,6 +59,8 @@ pub fn shipped_tenants(config: &Config) -> Vec<Tenant> {
 pub struct Server {
     pub base: String,
     pub config: Config,
+    /// The gateway's outbound queue.
+    pub outbox: tamtam::outbox::Outbox,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -80,7 +82,10 @@ impl Server {
     /// Starts `config` with `store`.
     pub async fn start_with(config: Config, store: Store) -> Server {
         let tenants = shipped_tenants(&config);
-        let gateway = Gateway::new(tenants, &config, store);
+        // An outbound queue like the gateway's own (Redis when the config has it), but no
+        // worker: tests look at what was queued.
+        let outbox = tamtam::cli::open_outbox(&config).expect("outbox");
+        let gateway = Gateway::new(tenants, &config, store).with_outbox(outbox.clone());
         let state = Arc::new(AppState::new(
             gateway,
             config.max_body_bytes,
@@ -97,6 +102,7 @@ impl Server {
         }));
         Server {
             base,
+            outbox,
             config,
             shutdown: Some(tx),
             handle: Some(handle),
@@ -112,6 +118,11 @@ impl Server {
             .find(|c| c.dialect == dialect)
             .expect("dialect mounted in the shipped config");
         format!("{}{}", self.base, c.path)
+    }
+
+    /// Messages waiting in this gateway's outbound queue (no worker runs in tests).
+    pub async fn outbox_ready(&self) -> u64 {
+        self.outbox.queue.stats().await.expect("queue stats").ready
     }
 
     /// Sends the shutdown signal without waiting.
