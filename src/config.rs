@@ -881,6 +881,10 @@ impl Config {
                     }
                 }
             }
+            let time_zone = t.time_zone.clone().unwrap_or_else(|| "UTC".into());
+            if let Err(e) = crate::hours::check_zone(&time_zone) {
+                error(Some(&section), format!("time_zone: {e}"));
+            }
             tenants.push(TenantConfig {
                 name: t.name.unwrap_or_else(|| t.id.clone()),
                 menu: base.join(t.menu),

@@ -6,6 +6,7 @@
 mod bad_input;
 mod conversations;
 mod data_sources;
+mod hours;
 mod kannel;
 mod kannel_e2e;
 mod kannel_harness;

@@ -86,6 +86,15 @@ impl Server {
         // worker: tests look at what was queued.
         let outbox = tamtam::cli::open_outbox(&config).expect("outbox");
         let gateway = Gateway::new(tenants, &config, store).with_outbox(outbox.clone());
+        Server::serve_gateway(config, gateway, outbox).await
+    }
+
+    /// Serves `gateway` on an ephemeral loopback port.
+    pub async fn serve_gateway(
+        config: Config,
+        gateway: Gateway,
+        outbox: tamtam::outbox::Outbox,
+    ) -> Server {
         let state = Arc::new(AppState::new(
             gateway,
             config.max_body_bytes,
@@ -411,4 +420,24 @@ pub fn files(folder: &str, ext: &str) -> Vec<PathBuf> {
 /// A file's name, for messages.
 pub fn name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Unix seconds of a Nouméa local time (UTC+11, no daylight saving) on the week of
+/// Monday 2026-11-23: `weekday` 0 is that Monday.
+pub fn noumea(weekday: i64, hour: i64, minute: i64) -> i64 {
+    // 2026-11-23T00:00:00+11:00 = 2026-11-22T13:00:00Z = 1 795 352 400.
+    1_795_352_400 + weekday * 86_400 + hour * 3_600 + minute * 60
+}
+
+impl Server {
+    /// The shipped configuration in memory, with the clock stopped at `unix_seconds`.
+    pub async fn start_at_time(unix_seconds: i64) -> Server {
+        let config = shipped_config(None);
+        let tenants = shipped_tenants(&config);
+        let outbox = tamtam::cli::open_outbox(&config).expect("outbox");
+        let gateway = Gateway::new(tenants, &config, Store::Memory(MemoryStore::new()))
+            .with_outbox(outbox.clone())
+            .with_clock(tamtam::gateway::Clock(Arc::new(move || unix_seconds)));
+        Server::serve_gateway(config, gateway, outbox).await
+    }
 }
