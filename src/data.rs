@@ -303,6 +303,25 @@ impl fmt::Display for KeyTemplate {
     }
 }
 
+/// Logs a failed lookup once, with its cause (the key masked), and gives `Failed`.
+pub(crate) fn lookup_failed(
+    tenant: &str,
+    source: &str,
+    kind: &str,
+    key: &str,
+    cause: &str,
+) -> crate::menu::LookupOutcome {
+    tracing::warn!(
+        tenant = %tenant,
+        source = %source,
+        kind,
+        key = %crate::message::mask_msisdn(key),
+        cause,
+        "lookup failed"
+    );
+    crate::menu::LookupOutcome::Failed
+}
+
 /// Replaces every `${NAME}` in `text` with the value `lookup` gives for `NAME` (the
 /// environment, when the configuration is loaded). A `$` not followed by `{` is kept.
 /// Every problem is reported: an unset or empty variable (named, its value never shown),

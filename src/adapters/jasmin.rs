@@ -3,7 +3,7 @@
 //! POST form. Jasmin takes the body `ACK/Jasmin` as the acknowledgement (anything else is
 //! retried, 3 times 30 s apart) and no reply: the reply goes through the sender's `/send`.
 
-use super::{parse_form_bytes, AdapterError, RawRequest, RawResponse};
+use super::{decode_utf16be, parse_form_bytes, AdapterError, RawRequest, RawResponse};
 use crate::message::{normalize_msisdn, SmsInbound};
 
 pub(super) fn parse(req: &RawRequest) -> Result<SmsInbound, AdapterError> {
@@ -34,20 +34,7 @@ pub(super) fn parse(req: &RawRequest) -> Result<SmsInbound, AdapterError> {
         .unwrap_or("0");
     let content = get("content").unwrap_or_default();
     let text = if coding.trim() == "8" {
-        if !content.len().is_multiple_of(2) {
-            return Err(AdapterError::InvalidField {
-                field: "content",
-                reason: "UCS-2 content of odd length".into(),
-            });
-        }
-        let units: Vec<u16> = content
-            .chunks_exact(2)
-            .map(|p| u16::from_be_bytes([p[0], p[1]]))
-            .collect();
-        String::from_utf16(&units).map_err(|_| AdapterError::InvalidField {
-            field: "content",
-            reason: "invalid UCS-2".into(),
-        })?
+        decode_utf16be(content, "content")?
     } else {
         // GSM and Latin-1 codings: UTF-8 when it is, else Latin-1.
         String::from_utf8(content.to_vec())

@@ -8,7 +8,7 @@
 //! accordingly. The reply is `text/plain; charset=UTF-8`, with `X-Kannel-Coding: 2` when it
 //! needs UCS-2 (the service needs `accept-x-kannel-headers = true`), and never empty.
 
-use super::{parse_form_bytes, AdapterError, RawRequest, RawResponse};
+use super::{decode_utf16be, parse_form_bytes, AdapterError, RawRequest, RawResponse};
 use crate::message::{normalize_msisdn, SmsInbound, SmsReply};
 use crate::text::Encoding;
 
@@ -84,20 +84,7 @@ fn decode(
         Some("UTF-16BE" | "UTF-16" | "UCS-2" | "UCS2")
     ) || (charset.is_none() && coding == Some("2"));
     if ucs2 {
-        if !bytes.len().is_multiple_of(2) {
-            return Err(AdapterError::InvalidField {
-                field: "text",
-                reason: "UTF-16BE text of odd length".into(),
-            });
-        }
-        let units: Vec<u16> = bytes
-            .chunks_exact(2)
-            .map(|p| u16::from_be_bytes([p[0], p[1]]))
-            .collect();
-        return String::from_utf16(&units).map_err(|_| AdapterError::InvalidField {
-            field: "text",
-            reason: "invalid UTF-16BE".into(),
-        });
+        return decode_utf16be(bytes, "text");
     }
     match charset.as_deref() {
         Some("ISO-8859-1" | "LATIN1" | "WINDOWS-1252" | "CP1252") => {

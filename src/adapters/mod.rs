@@ -306,6 +306,24 @@ pub(crate) fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, AdapterEr
         .collect()
 }
 
+/// Decodes big-endian UTF-16 (how Kannel and Jasmin pass a UCS-2 message) from `field`.
+pub(crate) fn decode_utf16be(bytes: &[u8], field: &'static str) -> Result<String, AdapterError> {
+    if !bytes.len().is_multiple_of(2) {
+        return Err(AdapterError::InvalidField {
+            field,
+            reason: "UTF-16BE text of odd length".into(),
+        });
+    }
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        .collect();
+    String::from_utf16(&units).map_err(|_| AdapterError::InvalidField {
+        field,
+        reason: "invalid UTF-16BE".into(),
+    })
+}
+
 /// A form field, name and value, as decoded bytes.
 pub(crate) type BytePair = (Vec<u8>, Vec<u8>);
 

@@ -26,7 +26,6 @@ use tokio::time::Instant;
 use super::{json_fields, FieldMap, KeyTemplate};
 use crate::config::HttpSourceConfig;
 use crate::menu::LookupOutcome;
-use crate::message::mask_msisdn;
 
 /// The largest response body read; a larger one fails the lookup.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -206,15 +205,7 @@ impl HttpSource {
     }
 
     fn failed(&self, key: &str, cause: &str) -> LookupOutcome {
-        tracing::warn!(
-            tenant = %self.tenant,
-            source = %self.name,
-            kind = "http",
-            key = %mask_msisdn(key),
-            cause,
-            "lookup failed"
-        );
-        LookupOutcome::Failed
+        super::lookup_failed(&self.tenant, &self.name, "http", key, cause)
     }
 
     fn cache_get(&self, key: &str) -> Option<LookupOutcome> {

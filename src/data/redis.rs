@@ -14,7 +14,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::{FieldMap, KeyTemplate};
 use crate::config::RedisSourceConfig;
 use crate::menu::LookupOutcome;
-use crate::message::mask_msisdn;
 
 /// Subscriber records in Redis hashes.
 pub struct RedisSource {
@@ -124,14 +123,6 @@ impl RedisSource {
     }
 
     fn failed(&self, key: &str, cause: &str) -> LookupOutcome {
-        tracing::warn!(
-            tenant = %self.tenant,
-            source = %self.name,
-            kind = "redis",
-            key = %mask_msisdn(key),
-            cause,
-            "lookup failed"
-        );
-        LookupOutcome::Failed
+        super::lookup_failed(&self.tenant, &self.name, "redis", key, cause)
     }
 }

@@ -135,17 +135,8 @@ impl Sender {
             query.push(("dlr-mask", "31".into()));
             query.push(("dlr-url", format!("{dlr}{sep}id={}&status=%d", m.id)));
         }
-        let resp = self
-            .client
-            .get(&c.url)
-            .query(&query)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
         // 202 "0: Accepted for delivery" or "3: Queued for later delivery".
-        classify(status, &body)?;
+        call(self.client.get(&c.url).query(&query)).await?;
         Ok(None)
     }
 
@@ -180,16 +171,7 @@ impl Sender {
             form.push(("dlr-level", "3".into()));
             form.push(("dlr-method", "POST".into()));
         }
-        let resp = self
-            .client
-            .post(&c.url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        classify(status, &body)?;
+        let body = call(self.client.post(&c.url).form(&form)).await?;
         // `Success "07033084-5cfd-4812-90a4-e4d24ffb6e3d"`
         let id = body
             .trim()
@@ -216,18 +198,14 @@ impl Sender {
         if let Some(link) = &m.link_id {
             form.push(("linkId", link.clone()));
         }
-        let resp = self
-            .client
-            .post(&c.url)
-            .header("apiKey", c.api_key.clone().unwrap_or_default())
-            .header("Accept", "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        classify(status, &body)?;
+        let body = call(
+            self.client
+                .post(&c.url)
+                .header("apiKey", c.api_key.clone().unwrap_or_default())
+                .header("Accept", "application/json")
+                .form(&form),
+        )
+        .await?;
         let v: serde_json::Value = serde_json::from_str(&body)
             .map_err(|_| SendError::Permanent(format!("not JSON: {}", clip(&body))))?;
         let r = &v["SMSMessageData"]["Recipients"][0];
@@ -266,14 +244,20 @@ impl Sender {
         for (k, v) in &c.headers {
             req = req.header(k, v);
         }
-        let resp = req.body(body.to_string()).send().await.map_err(transport)?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        classify(status, &text)?;
+        let text = call(req.body(body.to_string())).await?;
         Ok(serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["id"].as_str().map(str::to_string)))
     }
+}
+
+/// Sends a prepared request and classifies the answer; returns the body of a 2xx.
+async fn call(req: reqwest::RequestBuilder) -> Result<String, SendError> {
+    let resp = req.send().await.map_err(transport)?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    classify(status, &body)?;
+    Ok(body)
 }
 
 fn clip(s: &str) -> String {

@@ -86,18 +86,14 @@ where
                 if screen.status != 200 {
                     failures.push(format!("{at}: status {}", screen.status));
                 }
-                for e in &hop.expect {
-                    let e = policy.apply(e);
-                    if !screen.text.contains(e.as_ref()) {
-                        failures.push(format!("{at}: expected {e:?} in {:?}", screen.text));
-                    }
-                }
-                for a in &hop.absent {
-                    let a = policy.apply(a);
-                    if screen.text.contains(a.as_ref()) {
-                        failures.push(format!("{at}: {a:?} must not be in {:?}", screen.text));
-                    }
-                }
+                crate::checks::fragments(
+                    &mut failures,
+                    &at,
+                    &screen.text,
+                    policy,
+                    &hop.expect,
+                    &hop.absent,
+                );
                 if screen.end != hop.ends {
                     failures.push(format!(
                         "{at}: ends = {}, expected {}",

@@ -4,6 +4,7 @@
 //! Tests that need Redis fail (they never skip) when it is missing.
 
 mod bad_input;
+mod checks;
 mod conversations;
 mod data_sources;
 mod hours;

@@ -221,17 +221,14 @@ where
                 if sms.status != 200 {
                     failures.push(format!("{at}: status {}", sms.status));
                 }
-                for e in &step.expect {
-                    let e = policy.apply(e);
-                    if !sms.text.contains(e.as_ref()) {
-                        failures.push(format!("{at}: expected {e:?} in {:?}", sms.text));
-                    }
-                }
-                for a in &step.absent {
-                    if sms.text.contains(policy.apply(a).as_ref()) {
-                        failures.push(format!("{at}: {a:?} must not be in {:?}", sms.text));
-                    }
-                }
+                crate::checks::fragments(
+                    &mut failures,
+                    &at,
+                    &sms.text,
+                    policy,
+                    &step.expect,
+                    &step.absent,
+                );
                 if let Some(e) = &step.encoding {
                     if &sms.encoding != e {
                         failures.push(format!("{at}: encoding {} instead of {e}", sms.encoding));
