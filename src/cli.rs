@@ -318,7 +318,14 @@ fn run_check(path: &Path) -> ExitCode {
             let parts: Vec<String> = screens
                 .iter()
                 .filter_map(|s| {
-                    let seg = text::sms_segments(s.static_sms()?);
+                    // An `sms` screen sends its own text, or its target's without choices.
+                    let sent = match &s.kind {
+                        crate::menu::Kind::Sms {
+                            screen: Some(target),
+                        } => t.menu.screen(*target).static_sms_plain(),
+                        _ => s.static_sms(),
+                    };
+                    let seg = text::sms_segments(sent?);
                     let cut = if seg.count > t.sms_max_segments {
                         ", cut: SUITE"
                     } else {

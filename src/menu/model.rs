@@ -122,6 +122,15 @@ impl Screen {
         }
     }
 
+    /// The text alone (no choices) of a static screen as an SMS: what an `sms` screen
+    /// pointing at it sends.
+    pub fn static_sms_plain(&self) -> Option<&str> {
+        match &self.body {
+            Some(Body::Static(pages)) => Some(&pages.sms_plain),
+            _ => None,
+        }
+    }
+
     /// The SMS text of a static screen (`None` when rendered at run time or not shown).
     pub fn static_sms(&self) -> Option<&str> {
         match &self.body {
