@@ -265,8 +265,25 @@ fn clip(s: &str) -> String {
 }
 
 fn transport(e: reqwest::Error) -> SendError {
-    // Timeouts, refused connections, resets: all worth another try.
-    SendError::Retryable(format!("{e}"))
+    // Timeouts, refused connections, resets: all worth another try. The URL is left out: a
+    // Kannel `sendsms` URL carries the password, the number and the text, and this reason
+    // goes to logs, dead letters and `GET /messages/{id}`. reqwest's own words do not say
+    // which failure it was: say it, with the causes.
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "transport error"
+    };
+    let e = e.without_url();
+    let mut why = format!("{what}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        why.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    SendError::Retryable(why)
 }
 
 /// 2xx is sent; 5xx (and 429) retry; other statuses are permanent.

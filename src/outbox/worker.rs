@@ -99,6 +99,9 @@ async fn process(
     sender.pace().await;
     let attempts = d.message.attempts + 1;
     let outcome = sender.send(&d.message).await;
+    // From here on the message carries this attempt: a retry or a dead letter counts it.
+    let mut d = d;
+    d.message.attempts = attempts;
     let result = match outcome {
         Ok(provider_id) => {
             tracing::info!(message = %id, sender = %sender.config.name, attempts, "sms sent");
@@ -127,11 +130,9 @@ async fn process(
         Err(SendError::Retryable(why)) => {
             let delay = backoff(s, attempts);
             tracing::info!(message = %id, sender = %sender.config.name, attempts, cause = %why, retry_in_ms = delay.as_millis() as u64, "sms will be retried");
-            let mut again = d.clone();
-            again.message.attempts = attempts;
             let due = now_ms() + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             queue
-                .retry_at(&again, due, &event("retrying", Some(why)), s.status_ttl)
+                .retry_at(&d, due, &event("retrying", Some(why)), s.status_ttl)
                 .await
         }
     };
