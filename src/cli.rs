@@ -156,6 +156,15 @@ async fn run_serve(path: &Path) -> ExitCode {
             .iter()
             .map(|s| (s.name.clone(), Sender::new(s.clone())))
             .collect();
+        for s in &config.senders {
+            let timeout = std::time::Duration::from_millis(s.timeout_ms.unwrap_or(5000));
+            if config.outbox.claim_after < timeout * 2 {
+                tracing::warn!(
+                    sender = %s.name,
+                    "timeout_ms is more than half of [outbox] claim_after_secs: a slow send may be taken over by another replica and sent twice"
+                );
+            }
+        }
         let settings = worker_settings(&config);
         worker = Some(tokio::spawn(run_worker(
             outbox.queue.clone(),
@@ -214,9 +223,23 @@ pub fn open_outbox(config: &Config) -> Result<Outbox, crate::session::StoreError
 /// The worker settings of `config`, with a consumer name unique to this process.
 pub fn worker_settings(config: &Config) -> WorkerSettings {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tamtam".into());
+    // A worker sends its batch one message after another; the whole batch must finish well
+    // before `claim_after`, or another replica would take over messages still waiting in
+    // it and send them twice. So: at most half of `claim_after` of worst-case sends.
+    let slowest = config
+        .senders
+        .iter()
+        .map(|s| s.timeout_ms.unwrap_or(5000))
+        .max()
+        .unwrap_or(5000)
+        .max(1);
+    let claim_ms = u64::try_from(config.outbox.claim_after.as_millis()).unwrap_or(u64::MAX);
+    let batch = usize::try_from(claim_ms / 2 / slowest)
+        .unwrap_or(16)
+        .clamp(1, 16);
     WorkerSettings {
         consumer: format!("{host}-{}-{}", std::process::id(), crate::outbox::now_ms()),
-        batch: 16,
+        batch,
         wait: std::time::Duration::from_secs(2),
         claim_after: config.outbox.claim_after,
         base_backoff: config.outbox.base_backoff,

@@ -53,6 +53,32 @@ pub struct Tenant {
     pub time_zone: String,
 }
 
+/// An SMS worked out: the reply, and the writes that record it (the dialogue, the
+/// webhook's id), carried out by the caller in the order it needs.
+struct SmsPlan {
+    reply: SmsReply,
+    outcome: Outcome,
+    writes: Vec<Write>,
+}
+
+impl SmsPlan {
+    /// Nothing to write: a retry, a failure, or an answer that records nothing.
+    fn only(reply: SmsReply, outcome: Outcome) -> SmsPlan {
+        SmsPlan {
+            reply,
+            outcome,
+            writes: Vec::new(),
+        }
+    }
+
+    fn unknown_code() -> SmsPlan {
+        SmsPlan::only(
+            SmsReply::new(transliterate(UNKNOWN_SMS_CODE).into_owned()),
+            Outcome::UnknownService,
+        )
+    }
+}
+
 /// How a hop went, for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -296,9 +322,10 @@ impl Gateway {
         Ok(message.id)
     }
 
-    /// Serves an SMS of an asynchronous dialect: the reply is queued on `sender` (once: a
-    /// retried webhook is recognised and queues nothing). `Err` when nothing could be
-    /// queued, so the aggregator should retry.
+    /// Serves an SMS of an asynchronous dialect: the reply is queued on `sender`, and only
+    /// then are the dialogue and the webhook's id recorded, so a retry after a failure is
+    /// served afresh, and a retry after success is recognised and queues nothing. `Err`
+    /// when nothing could be queued: the aggregator should retry.
     pub async fn sms_async(
         &self,
         dialect: &str,
@@ -306,26 +333,41 @@ impl Gateway {
         sender: &str,
         link_id: Option<String>,
     ) -> Result<(SmsReply, Outcome), crate::session::StoreError> {
-        let (reply, outcome) = self.sms(dialect, inbound).await;
-        match outcome {
-            Outcome::Replay => Ok((reply, outcome)),
-            Outcome::StoreDown | Outcome::TimedOut => Err(crate::session::StoreError::Unavailable(
-                format!("could not serve the message ({})", outcome.as_str()),
-            )),
-            _ => {
-                let tenant = self.resolve_sms(&inbound.to).map_or("-", |t| t.id.as_str());
-                self.send_sms(
-                    tenant,
-                    sender,
-                    &inbound.to,
-                    &inbound.from,
-                    reply.text.clone(),
-                    link_id,
-                )
-                .await?;
-                Ok((reply, outcome))
+        let unavailable = |outcome: Outcome| {
+            crate::session::StoreError::Unavailable(format!(
+                "could not serve the message ({})",
+                outcome.as_str()
+            ))
+        };
+        let (tenant_id, plan) = match self.resolve_sms(&inbound.to) {
+            Some(tenant) => {
+                let plan =
+                    tokio::time::timeout(self.hop_timeout, self.sms_plan(tenant, dialect, inbound))
+                        .await
+                        .map_err(|_| unavailable(Outcome::TimedOut))?;
+                (tenant.id.as_str(), plan)
             }
+            None => ("-", SmsPlan::unknown_code()),
+        };
+        match plan.outcome {
+            Outcome::Replay => return Ok((plan.reply, plan.outcome)),
+            Outcome::StoreDown | Outcome::TimedOut => return Err(unavailable(plan.outcome)),
+            _ => {}
         }
+        self.send_sms(
+            tenant_id,
+            sender,
+            &inbound.to,
+            &inbound.from,
+            plan.reply.text.clone(),
+            link_id,
+        )
+        .await?;
+        if let Err(e) = self.store.write(&plan.writes).await {
+            // The reply is on its way; only the dialogue's next step is at risk.
+            tracing::error!(tenant = %tenant_id, cause = %e, "reply queued, but the dialogue was not saved");
+        }
+        Ok((plan.reply, plan.outcome))
     }
 
     pub fn tenants(&self) -> &[Tenant] {
@@ -635,7 +677,16 @@ impl Gateway {
                 Outcome::UnknownService,
             );
         };
-        match tokio::time::timeout(self.hop_timeout, self.sms_hop(tenant, dialect, inbound)).await {
+        let hop = async {
+            let plan = self.sms_plan(tenant, dialect, inbound).await;
+            if let Err(e) = self.store.write(&plan.writes).await {
+                tracing::error!(tenant = %tenant.id, cause = %e, "session store failed");
+                let text = tenant.menu.sms_texts.unavailable.clone();
+                return (SmsReply::new(text), Outcome::StoreDown);
+            }
+            (plan.reply, plan.outcome)
+        };
+        match tokio::time::timeout(self.hop_timeout, hop).await {
             Ok(done) => done,
             Err(_) => {
                 tracing::warn!(tenant = %tenant.id, "SMS exceeded its time budget");
@@ -645,12 +696,8 @@ impl Gateway {
         }
     }
 
-    async fn sms_hop(
-        &self,
-        tenant: &Tenant,
-        dialect: &str,
-        inbound: &SmsInbound,
-    ) -> (SmsReply, Outcome) {
+    /// Works out one SMS's reply and the writes that record it, without writing.
+    async fn sms_plan(&self, tenant: &Tenant, dialect: &str, inbound: &SmsInbound) -> SmsPlan {
         let menu = &tenant.menu;
         let prefix = &self.session.key_prefix;
         let code = inbound.to.trim().trim_start_matches('+');
@@ -668,7 +715,7 @@ impl Gateway {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(tenant = %tenant.id, cause = %e, "session store failed");
-                return (
+                return SmsPlan::only(
                     SmsReply::new(menu.sms_texts.unavailable.clone()),
                     Outcome::StoreDown,
                 );
@@ -682,7 +729,7 @@ impl Gateway {
         if let Some(Some(previous)) = values.next() {
             // A retried webhook: the same reply, nothing processed twice.
             let text = String::from_utf8_lossy(&previous).into_owned();
-            return (SmsReply::new(text), Outcome::Replay);
+            return SmsPlan::only(SmsReply::new(text), Outcome::Replay);
         }
 
         let text = inbound.text.trim();
@@ -766,14 +813,11 @@ impl Gateway {
                 ttl: self.session.dedupe_ttl,
             });
         }
-        if let Err(e) = self.store.write(&writes).await {
-            tracing::error!(tenant = %tenant.id, cause = %e, "session store failed");
-            return (
-                SmsReply::new(menu.sms_texts.unavailable.clone()),
-                Outcome::StoreDown,
-            );
+        SmsPlan {
+            reply: SmsReply::new(shaped.text),
+            outcome,
+            writes,
         }
-        (SmsReply::new(shaped.text), outcome)
     }
 
     async fn lookup(&self, tenant: &Tenant, source: &str, key: &str) -> LookupOutcome {

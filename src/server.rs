@@ -346,12 +346,15 @@ async fn dlr_provider(
         .map(|r| format!("{raw_status}: {r}"))
         .or_else(|| Some(raw_status.to_string()));
     match outbox.report(&sender, pid, &status, detail).await {
-        // Known or not, the report was read: acknowledge so the provider stops retrying.
-        Ok(found) => {
-            if found.is_none() {
-                tracing::warn!(sender = %sender, "delivery report for an unknown message");
-            }
-            plain(StatusCode::OK, ack)
+        Ok(Some(_)) => plain(StatusCode::OK, ack),
+        // Not known (yet): the report can beat the worker's record of the send. Not
+        // acknowledged, so the provider tries again (Jasmin: 3 times, 30 s apart).
+        Ok(None) => {
+            tracing::warn!(sender = %sender, "delivery report for an unknown message; asking for a retry");
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unknown message, retry later\n",
+            )
         }
         Err(e) => {
             tracing::error!(cause = %e, "could not record a delivery report");
@@ -399,7 +402,7 @@ async fn message_status(
             serde_json::json!({"id": id, "error": "unknown message"}),
         ),
         Ok(history) => {
-            let status = history.last().map(|e| e.status.clone());
+            let status = crate::outbox::current_status(&history).map(str::to_string);
             json(
                 StatusCode::OK,
                 serde_json::json!({"id": id, "status": status, "history": history}),

@@ -140,11 +140,62 @@ impl Outbox {
     }
 }
 
+/// The status a history has reached: the most advanced one, so that a delivery report
+/// recorded before the worker's own "sent" (they race) still reads "delivered". Among
+/// equally advanced ones, the latest.
+pub fn current_status(history: &[StatusEvent]) -> Option<&str> {
+    fn rank(status: &str) -> u8 {
+        match status {
+            "accepted" => 0,
+            "retrying" => 1,
+            "sent" => 2,
+            "submitted" | "buffered" => 3,
+            // Final: delivered, failed, rejected, dead, or a provider's word we do not know.
+            _ => 4,
+        }
+    }
+    history
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, e)| (rank(&e.status), *i))
+        .map(|(_, e)| e.status.as_str())
+}
+
 /// A status event stamped now.
 pub fn event(status: &str, detail: Option<String>) -> StatusEvent {
     StatusEvent {
         at_ms: now_ms(),
         status: status.to_string(),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_advanced_status_wins() {
+        let h =
+            |names: &[&str]| -> Vec<StatusEvent> { names.iter().map(|n| event(n, None)).collect() };
+        assert_eq!(current_status(&h(&["accepted"])), Some("accepted"));
+        assert_eq!(
+            current_status(&h(&["accepted", "retrying", "sent"])),
+            Some("sent")
+        );
+        // The report raced ahead of the worker's own record.
+        assert_eq!(
+            current_status(&h(&["accepted", "delivered", "sent"])),
+            Some("delivered")
+        );
+        assert_eq!(
+            current_status(&h(&["accepted", "sent", "submitted", "delivered"])),
+            Some("delivered")
+        );
+        assert_eq!(
+            current_status(&h(&["accepted", "retrying", "retrying", "dead"])),
+            Some("dead")
+        );
+        assert_eq!(current_status(&[]), None);
     }
 }

@@ -264,4 +264,8 @@ async fn an_incoming_sms_that_cannot_be_queued_is_refused_with_a_503() {
     let (code, body) = post_form(&url, &mo).await;
     assert_eq!(code, 503, "{body}");
     assert_ne!(body, "ACK/Jasmin");
+    // Jasmin retries: nothing was recorded, so the retry is served afresh (and refused
+    // again while the queue is down) rather than acknowledged with its reply lost.
+    let (code, body) = post_form(&url, &mo).await;
+    assert_eq!(code, 503, "a retry is not taken for a success: {body}");
 }
