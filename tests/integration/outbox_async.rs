@@ -90,21 +90,29 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
     let url = crate::support::redis_url();
     let mut config = crate::support::shipped_config(Some(url.clone()));
     config.session.key_prefix = crate::support::unique_prefix(name);
-    config.senders.extend(senders.clone());
-    config.channels.push(Channel {
-        dialect: Dialect::AtSms,
-        path: "/sms/at".into(),
-        public_url: None,
-        auth_token_env: None,
-        sender: Some("at".into()),
-    });
-    config.channels.push(Channel {
-        dialect: Dialect::Jasmin,
-        path: "/sms/jasmin".into(),
-        public_url: None,
-        auth_token_env: None,
-        sender: Some("jasmin".into()),
-    });
+    for s in senders.clone() {
+        crate::support::replace_sender(&mut config, s);
+    }
+    crate::support::mount(
+        &mut config,
+        Channel {
+            dialect: Dialect::AtSms,
+            path: "/sms/at".into(),
+            public_url: None,
+            auth_token_env: None,
+            sender: Some("at".into()),
+        },
+    );
+    crate::support::mount(
+        &mut config,
+        Channel {
+            dialect: Dialect::Jasmin,
+            path: "/sms/jasmin".into(),
+            public_url: None,
+            auth_token_env: None,
+            sender: Some("jasmin".into()),
+        },
+    );
     let store = tamtam::session::Store::Redis(
         tamtam::session::RedisStore::open(&url, config.session.redis_timeout).unwrap(),
     );
@@ -222,18 +230,20 @@ async fn an_incoming_sms_that_cannot_be_queued_is_refused_with_a_503() {
     let nobody = crate::outbox_fake::RefusingPort::new("");
     let redis_nowhere = nobody.url.replace("http://", "redis://");
     let mut config = crate::support::shipped_config(None);
-    config.channels.push(Channel {
-        dialect: Dialect::Jasmin,
-        path: "/sms/jasmin".into(),
-        public_url: None,
-        auth_token_env: None,
-        sender: Some("jasmin".into()),
-    });
-    config.senders.push(sender(
-        "jasmin",
-        SenderKind::Jasmin,
-        "http://127.0.0.1:9/send",
-    ));
+    crate::support::mount(
+        &mut config,
+        Channel {
+            dialect: Dialect::Jasmin,
+            path: "/sms/jasmin".into(),
+            public_url: None,
+            auth_token_env: None,
+            sender: Some("jasmin".into()),
+        },
+    );
+    crate::support::replace_sender(
+        &mut config,
+        sender("jasmin", SenderKind::Jasmin, "http://127.0.0.1:9/send"),
+    );
     let tenants = crate::support::shipped_tenants(&config);
     let outbox = tamtam::outbox::Outbox {
         queue: tamtam::outbox::Queue::Redis(

@@ -558,15 +558,16 @@ pub fn http_sender_toml(name: &str, url: &str, timeout_ms: u64) -> String {
     )
 }
 
-/// A Jasmin MO channel on `/sms/jasmin` replying through `sender`, as TOML.
+/// A Jasmin MO channel on `/test/jasmin` (the demo `/sms/jasmin` stays as shipped)
+/// replying through `sender`, as TOML.
 pub fn jasmin_channel_toml(sender: &str) -> String {
-    format!("\n[[channel]]\ndialect = \"jasmin\"\npath = \"/sms/jasmin\"\nsender = {sender:?}\n")
+    format!("\n[[channel]]\ndialect = \"jasmin\"\npath = \"/test/jasmin\"\nsender = {sender:?}\n")
 }
 
-/// A Jasmin MO (`id`, `from`, `to`, `content`, `coding=0`) posted to `{base}/sms/jasmin`.
+/// A Jasmin MO (`id`, `from`, `to`, `content`, `coding=0`) posted to `{base}/test/jasmin`.
 pub async fn jasmin_mo(base: &str, id: &str, from: &str, to: &str, content: &str) -> (u16, String) {
     post_form(
-        &format!("{base}/sms/jasmin"),
+        &format!("{base}/test/jasmin"),
         &[
             ("id", id),
             ("from", from),

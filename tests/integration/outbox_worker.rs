@@ -104,7 +104,9 @@ pub async fn gateway_with(senders: Vec<SenderConfig>, name: &str) -> Server {
     let url = redis_url();
     let mut config = shipped_config(Some(url.clone()));
     config.session.key_prefix = unique_prefix(name);
-    config.senders.extend(senders);
+    for s in senders {
+        crate::support::replace_sender(&mut config, s);
+    }
     let store = Store::Redis(RedisStore::open(&url, config.session.redis_timeout).unwrap());
     Server::start_with(config, store).await
 }

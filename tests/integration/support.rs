@@ -441,3 +441,19 @@ impl Server {
         Server::serve_gateway(config, gateway, outbox).await
     }
 }
+
+/// Mounts `channel` in place of any channel on its path (the shipped configuration
+/// already mounts the demo paths).
+pub fn mount(config: &mut Config, channel: tamtam::config::Channel) {
+    config.channels.retain(|c| c.path != channel.path);
+    config.channels.push(channel);
+}
+
+/// Adds `sender` in place of the shipped sender of its name or kind, so delivery reports
+/// that name no sender resolve to this one.
+pub fn replace_sender(config: &mut Config, sender: tamtam::outbox::SenderConfig) {
+    config
+        .senders
+        .retain(|s| s.name != sender.name && s.kind != sender.kind);
+    config.senders.push(sender);
+}
