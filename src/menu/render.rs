@@ -206,8 +206,11 @@ pub(crate) fn paginate(
     // Wrap text lines to the smallest room a page can have; choices stay whole.
     let min_room = middle_room(0).min(middle_room(1));
     let mut items: Vec<String> = Vec::new();
+    // Index in `items` of the first choice (text lines may wrap into several items).
+    let mut first_choice_item = usize::MAX;
     for (i, line) in lines.iter().enumerate() {
         if i >= first_choice {
+            first_choice_item = first_choice_item.min(items.len());
             if units(line) > min_room {
                 return Err(format!(
                     "choice {} is too long to fit on a page ({} characters, at most {min_room})",
@@ -257,6 +260,21 @@ pub(crate) fn paginate(
         }
         pages.push(i..j);
         i = j;
+    }
+
+    // A last page of choices alone loses their context: bring the text lines that end the
+    // page before onto it, as many as fit (the earlier page keeps at least one line).
+    if let [.., before, last] = pages.as_mut_slice() {
+        // (The last of two or more pages is never the first: it shows the nav line.)
+        if last.start >= first_choice_item {
+            while before.len() > 1
+                && before.end <= first_choice_item
+                && cost(before.end - 1..last.end, &items) <= last_room(true)
+            {
+                before.end -= 1;
+                last.start -= 1;
+            }
+        }
     }
 
     let count = pages.len();
@@ -445,6 +463,36 @@ mod tests {
             }
         }
         assert_eq!(words, 60);
+    }
+
+    #[test]
+    fn the_last_page_keeps_text_with_its_choices() {
+        let body = format!(
+            "{}\n{}\n{}",
+            "a ".repeat(70).trim(),
+            "b ".repeat(70).trim(),
+            "c ".repeat(40).trim()
+        );
+        let pages = paginate(
+            &body,
+            &["Recevoir par SMS".into()],
+            LayoutKind {
+                terminal: false,
+                home: false,
+            },
+            &texts(),
+            UssdLimits::default(),
+        )
+        .unwrap();
+        let last = pages.normal.last().unwrap();
+        assert!(last.contains("1. Recevoir par SMS"));
+        assert!(
+            !last.starts_with("1. ") && last.contains("c c c"),
+            "text comes with the choice: {last:?}"
+        );
+        for page in &pages.normal {
+            assert!(UssdLimits::default().fits(&format!("{}\n{page}", texts().invalid_choice)));
+        }
     }
 
     #[test]

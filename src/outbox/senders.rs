@@ -260,8 +260,17 @@ async fn call(req: reqwest::RequestBuilder) -> Result<String, SendError> {
     Ok(body)
 }
 
+/// A provider's answer cut short for a failure reason, with anything that looks like a
+/// phone number masked: reasons reach logs, dead letters and `GET /messages/{id}`.
 fn clip(s: &str) -> String {
-    s.chars().take(200).collect()
+    static NUMBER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\+?\d{8,}").expect("a valid regex"));
+    let short: String = s.chars().take(200).collect();
+    NUMBER
+        .replace_all(&short, |c: &regex::Captures| {
+            crate::message::mask_msisdn(&c[0])
+        })
+        .into_owned()
 }
 
 fn transport(e: reqwest::Error) -> SendError {
@@ -304,6 +313,14 @@ fn classify(status: u16, body: &str) -> Result<(), SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_reasons_mask_numbers() {
+        let r = clip(r#"{"error":"UserInBlacklist","number":"+254711082300"}"#);
+        assert!(!r.contains("254711082300"), "{r}");
+        assert!(r.contains("+254*******00"), "{r}");
+        assert_eq!(clip("HTTP 503 busy"), "HTTP 503 busy");
+    }
 
     #[test]
     fn statuses_are_classified() {
