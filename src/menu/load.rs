@@ -929,3 +929,141 @@ fn check_reachable(screens: &[Screen], home: ScreenId, report: &mut Report) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(toml_text: &str, policy: TextPolicy) -> Vec<String> {
+        let options = LoadOptions {
+            policy,
+            sms_policy: policy,
+            sources: HashMap::from([("conso".to_string(), vec!["minutes".to_string()])]),
+            ..LoadOptions::default()
+        };
+        let (menu, diags) = load("m.toml", toml_text, &options);
+        if diags.iter().any(|d| d.severity == Severity::Error) {
+            assert!(menu.is_none(), "a menu with errors is not served");
+        }
+        diags.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_screen() {
+        let text = r#"
+[menu]
+home = "accueil"
+
+[hours]
+"1000" = ["lun-xyz 07:30-15:45"]
+
+[screens.accueil]
+kind = "menu"
+choices = [
+  { label = "Vers nulle part", next = "nowhere" },
+  { label = "Saisie", next = "saisie" },
+  { label = "Fermé ?", next = "route" },
+  { label = "Conso", next = "conso" },
+  { label = "Trop long", next = "long" },
+]
+
+[screens.saisie]
+kind = "input"
+text = "Votre code ?"
+pattern = "[0-9"
+error = "Code invalide."
+save = "code"
+next = "fin"
+
+[screens.route]
+kind = "router"
+routes = [{ open = "2000", next = "fin" }]
+default = "fin"
+
+[screens.conso]
+kind = "lookup"
+source = "billing"
+text = "{minutes} min"
+
+[screens.long]
+kind = "menu"
+choices = [{ label = "LONGLABEL", next = "fin" }]
+
+[screens.fin]
+kind = "info"
+text = "Fin."
+colour = "red"
+
+[screens.orphan]
+kind = "info"
+text = "Personne ne vient ici."
+
+[screens.etrange]
+kind = "gauge"
+"#
+        .replace("LONGLABEL", &"x".repeat(200));
+        let all = problems(&text, TextPolicy::Transliterate);
+        for needle in [
+            "m.toml:hours.1000: error:",
+            "m.toml:accueil: error: `choices.next` names screen `nowhere`, which does not exist",
+            "m.toml:saisie: error: `pattern` does not compile",
+            "m.toml:route: error: route 1: `open` names `2000`, which is not in [hours]",
+            "m.toml:conso: error: data source `billing` is not configured for this tenant (configured: conso)",
+            "m.toml:conso: error: a lookup screen needs `missing`",
+            "m.toml:long: error: choice 1 is too long to fit on a page",
+            "m.toml:fin: error: unknown field `colour`",
+            "m.toml:etrange: error: unknown kind `gauge`",
+        ] {
+            assert!(all.iter().any(|p| p.starts_with(needle)), "{needle} in {all:#?}");
+        }
+    }
+
+    #[test]
+    fn warnings_do_not_stop_a_menu() {
+        let text = r#"
+[menu]
+home = "accueil"
+
+[screens.accueil]
+kind = "menu"
+text = "Reçu : ça coûte 1 000 F"
+choices = [{ label = "Fin", next = "fin" }]
+
+[screens.fin]
+kind = "info"
+text = "Fin."
+
+[screens.orphan]
+kind = "info"
+text = "Personne ne vient ici."
+"#;
+        let all = problems(text, TextPolicy::Unicode);
+        assert!(
+            all.iter()
+                .any(|p| p.starts_with("m.toml:orphan: warning: no path from home")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter()
+                .any(|p| p.starts_with("m.toml:accueil: warning: page 1 falls to UCS-2")),
+            "{all:#?}"
+        );
+        // Transliterated, the same menu stays GSM-7.
+        let all = problems(text, TextPolicy::Transliterate);
+        assert!(!all.iter().any(|p| p.contains("UCS-2")), "{all:#?}");
+        assert!(
+            load("m.toml", text, &LoadOptions::default()).0.is_some(),
+            "warnings alone still give a menu"
+        );
+    }
+
+    #[test]
+    fn bad_toml_is_one_clear_error() {
+        let all = problems("[menu\nhome = 1", TextPolicy::Transliterate);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert!(
+            all[0].starts_with("m.toml: error: invalid TOML"),
+            "{all:#?}"
+        );
+    }
+}
