@@ -889,7 +889,7 @@ impl Config {
                 name: t.name.unwrap_or_else(|| t.id.clone()),
                 menu: base.join(t.menu),
                 language: t.language.unwrap_or_else(|| "fr".into()),
-                time_zone: t.time_zone.unwrap_or_else(|| "UTC".into()),
+                time_zone,
                 ussd_codes: t.ussd_codes,
                 ussd_text: t.ussd_text,
                 ussd_limits: limits,

@@ -277,8 +277,11 @@ impl Gateway {
         self
     }
 
-    /// The tenant's local time now, for opening hours.
+    /// The tenant's local time now, for opening hours; not worked out for a menu without any.
     fn local_now(&self, tenant: &Tenant) -> Option<crate::hours::LocalTime> {
+        if tenant.menu.hours.is_empty() {
+            return None;
+        }
         crate::hours::local_time(&tenant.time_zone, (self.clock.0)()).ok()
     }
 

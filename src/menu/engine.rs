@@ -219,14 +219,9 @@ pub fn lookup_done(
 
 /// Applies pending inputs until none is left, an effect is needed or the session ends.
 fn drain(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str) -> Step {
-    loop {
-        if ends_here(menu, channel, state, msisdn) {
-            state.pending.clear();
-            return show(menu, channel, state, msisdn);
-        }
-        let Some(answer) = state.pending.pop_front() else {
-            return show(menu, channel, state, msisdn);
-        };
+    // Apply inputs while some are left and the screen reached does not end the session.
+    while !state.pending.is_empty() && !ends_here(menu, channel, state, msisdn) {
+        let answer = state.pending.pop_front().unwrap_or_default();
         match apply(menu, channel, state, msisdn, answer.trim()) {
             Flow::Shown => {}
             Flow::Effect(e) => return Step::Lookup(e),
@@ -236,10 +231,12 @@ fn drain(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str) -> Step
             }
         }
     }
+    state.pending.clear();
+    show(menu, channel, state, msisdn)
 }
 
-/// True when the current screen ends the session once shown (its last page, on USSD).
-fn ends_here(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> bool {
+/// True when the current screen's last page ends the session (whatever the page shown).
+fn terminal(menu: &Menu, channel: Channel, state: &State) -> bool {
     let terminal = match &menu.screen(state.screen).kind {
         Kind::Info | Kind::Sms { .. } => true,
         Kind::Lookup { choices, .. } => choices.is_empty(),
@@ -247,40 +244,45 @@ fn ends_here(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> bool
         Kind::Menu { choices } => visible(menu, channel, choices).is_empty(),
         _ => false,
     };
-    terminal
-        && state.resume.is_none()
+    terminal && state.resume.is_none()
+}
+
+/// True when the current screen ends the session once shown (its last page, on USSD).
+fn ends_here(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> bool {
+    terminal(menu, channel, state)
         && match channel {
             Channel::Sms => true,
             Channel::Ussd => usize::from(state.page) + 1 >= pages_of(menu, state, msisdn).len(),
         }
 }
 
-/// Shows the current screen and clears the error flag.
+/// Shows the current screen and clears the error flag. The screen is rendered once.
 fn show(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str) -> Step {
-    let text = display(menu, channel, state, msisdn);
-    let end = ends_here(menu, channel, state, msisdn);
+    let (text, last_page) = display(menu, channel, state, msisdn);
+    let end = last_page && terminal(menu, channel, state);
     state.flash = false;
     Step::Show { text, end }
 }
 
-/// What the current state shows on `channel`.
-fn display(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> String {
+/// What the current state shows on `channel`, and whether it is the screen's last page.
+fn display(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> (String, bool) {
     let t = menu.texts(channel);
     if state.resume.is_some() {
         let question = format!(
             "{}\n1. {}\n2. {}",
             t.resume, t.resume_continue, t.resume_restart
         );
-        return with_flash(state.flash.then_some(t.invalid_choice.as_str()), question);
+        let flash = state.flash.then_some(t.invalid_choice.as_str());
+        return (with_flash(flash, question), true);
     }
     let screen = menu.screen(state.screen);
-    let shown = match channel {
+    let (shown, last_page) = match channel {
         Channel::Ussd => {
             let pages = pages_of(menu, state, msisdn);
             let p = usize::from(state.page).min(pages.len() - 1);
-            pages[p].clone()
+            (pages[p].clone(), p + 1 == pages.len())
         }
-        Channel::Sms => sms_of(menu, state, msisdn),
+        Channel::Sms => (sms_of(menu, state, msisdn), true),
     };
     let error;
     let flash = match &screen.kind {
@@ -290,7 +292,7 @@ fn display(menu: &Menu, channel: Channel, state: &State, msisdn: &str) -> String
         }
         _ => t.invalid_choice.as_str(),
     };
-    with_flash(state.flash.then_some(flash), shown)
+    (with_flash(state.flash.then_some(flash), shown), last_page)
 }
 
 fn with_flash(flash: Option<&str>, page: String) -> String {
