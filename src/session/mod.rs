@@ -119,8 +119,10 @@ impl StateRecord {
 
     /// Rebuilds the state; a screen the menu no longer has becomes home.
     pub fn to_state(&self, menu: &Menu) -> State {
-        let mut state = State::at(menu.find(&self.screen).unwrap_or(menu.home));
-        if state.screen != menu.home || self.screen == menu.screen(menu.home).id {
+        let found = menu.find(&self.screen);
+        let mut state = State::at(found.unwrap_or(menu.home));
+        // The page and error count belong to the stored screen: kept only if it still exists.
+        if found.is_some() {
             state.page = self.page;
             state.errors = self.errors;
         }
