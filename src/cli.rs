@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::config::{Config, Overrides, DEFAULT_CONFIG};
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::gateway::{load_tenants, Gateway, Tenant};
-use crate::menu::{Diagnostic, Severity};
 use crate::message::{Hop, Inbound};
 use crate::outbox::{run_worker, MemoryQueue, Outbox, Queue, RedisQueue, Sender, WorkerSettings};
 use crate::server::{router, serve, shutdown_signal, AppState};

@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::adapters::Dialect;
 use crate::data::{check_json_pointer, expand_env, is_field_name, FieldMap, KeyTemplate, Secret};
-use crate::menu::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::message::dial_parts;
 use crate::outbox::SenderConfig;
 use crate::text::{TextPolicy, UssdLimits};
 
@@ -347,16 +348,6 @@ impl Overrides {
     }
 }
 
-/// Splits `*144*3#` into its parts (`["144", "3"]`); `None` when it is not a dial string.
-pub fn dial_parts(code: &str) -> Option<Vec<&str>> {
-    let inner = code.trim().strip_prefix('*')?.strip_suffix('#')?;
-    let parts: Vec<&str> = inner.split('*').collect();
-    parts
-        .iter()
-        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-        .then_some(parts)
-}
-
 /// The gateway's `hop_timeout_ms` when unset (data sources are checked against half of it).
 const DEFAULT_HOP_TIMEOUT_MS: u64 = 4000;
 
@@ -626,7 +617,7 @@ impl Config {
             vec![Diagnostic {
                 severity: Severity::Error,
                 file: file.clone(),
-                screen: None,
+                place: None,
                 message: format!("cannot read the configuration: {e}"),
             }]
         })?;
@@ -646,7 +637,7 @@ impl Config {
             problems.push(Diagnostic {
                 severity: Severity::Error,
                 file: file.to_string(),
-                screen: section.map(str::to_string),
+                place: section.map(str::to_string),
                 message,
             })
         };
@@ -996,16 +987,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dial_parts_accepts_only_dial_strings() {
-        assert_eq!(dial_parts("*144#"), Some(vec!["144"]));
-        assert_eq!(dial_parts("*144*3*1#"), Some(vec!["144", "3", "1"]));
-        assert_eq!(dial_parts("144"), None);
-        assert_eq!(dial_parts("*144"), None);
-        assert_eq!(dial_parts("**#"), None);
-        assert_eq!(dial_parts("*14a#"), None);
-    }
 
     #[test]
     fn every_problem_is_reported_at_once() {

@@ -12,12 +12,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{dial_parts, Config, SessionSettings, SourceConfig};
+use crate::config::{Config, SessionSettings, SourceConfig};
 use crate::data::Source;
-use crate::menu::{
-    self, Channel, Diagnostic, LoadOptions, LookupOutcome, Menu, Severity, State, Step,
-};
-use crate::message::{Hop, Inbound, Reply, SmsInbound, SmsReply};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::menu::{self, Channel, LoadOptions, LookupOutcome, Menu, State, Step};
+use crate::message::{dial_parts, Hop, Inbound, Reply, SmsInbound, SmsReply};
 use crate::outbox::{OutMessage, Outbox};
 use crate::session::{
     keys, ResumeRecord, SavedReply, SessionRecord, SmsRecord, StateRecord, Store, Write,
@@ -160,7 +159,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                         SourceConfig::File { path, .. } => path.display().to_string(),
                         _ => config.file.clone(),
                     },
-                    screen: None,
+                    place: None,
                     message: format!("data source `{}` of tenant {}: {e}", s.name(), t.id),
                 }),
             }
@@ -189,7 +188,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                 vec![Diagnostic {
                     severity: Severity::Error,
                     file: file.clone(),
-                    screen: None,
+                    place: None,
                     message: format!("cannot read the menu of tenant {}: {e}", t.id),
                 }],
             ),
@@ -204,7 +203,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                 problems.push(Diagnostic {
                     severity: Severity::Error,
                     file: file.clone(),
-                    screen: Some(screen.id.clone()),
+                    place: Some(screen.id.clone()),
                     message: format!(
                         "this screen sends an SMS, but tenant {} has no `sms_sender`",
                         t.id
@@ -215,7 +214,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
                 problems.push(Diagnostic {
                     severity: Severity::Error,
                     file: file.clone(),
-                    screen: sends.map(|s| s.id.clone()),
+                    place: sends.map(|s| s.id.clone()),
                     message: format!(
                         "this screen sends an SMS, but tenant {} has no `sms_codes` to send it from",
                         t.id

@@ -19,6 +19,7 @@ pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod diagnostic;
 pub mod gateway;
 pub mod hours;
 pub mod menu;

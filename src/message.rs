@@ -127,6 +127,24 @@ pub fn normalize_msisdn(raw: &str) -> String {
     compact
 }
 
+/// Splits a dial string (`*144*3#`) into its parts (`["144", "3"]`); `None` when it is not
+/// one (every part must be digits, none empty).
+pub fn dial_parts(code: &str) -> Option<Vec<&str>> {
+    let inner = code.trim().strip_prefix('*')?.strip_suffix('#')?;
+    let parts: Vec<&str> = inner.split('*').collect();
+    parts
+        .iter()
+        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        .then_some(parts)
+}
+
+/// Turns what an aggregator calls the service code (`*144#`, `144`, `*144*3#`) into a
+/// dial string.
+pub fn as_dial_string(code: &str) -> String {
+    let inner = code.trim().trim_start_matches('*').trim_end_matches('#');
+    format!("*{inner}#")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +163,22 @@ mod tests {
         assert_eq!(normalize_msisdn("233246912184"), "+233246912184");
         assert_eq!(normalize_msisdn("0700000001"), "0700000001");
         assert_eq!(normalize_msisdn("+687700123"), "+687700123");
+    }
+
+    #[test]
+    fn dial_parts_accepts_only_dial_strings() {
+        assert_eq!(dial_parts("*144#"), Some(vec!["144"]));
+        assert_eq!(dial_parts("*144*3*1#"), Some(vec!["144", "3", "1"]));
+        assert_eq!(dial_parts("144"), None);
+        assert_eq!(dial_parts("*144"), None);
+        assert_eq!(dial_parts("**#"), None);
+        assert_eq!(dial_parts("*14a#"), None);
+    }
+
+    #[test]
+    fn service_codes_become_dial_strings() {
+        assert_eq!(as_dial_string("*144#"), "*144#");
+        assert_eq!(as_dial_string("144"), "*144#");
+        assert_eq!(as_dial_string("144*3"), "*144*3#");
     }
 }

@@ -4,8 +4,8 @@
 //! the dial, then every input so far joined with `*`: `1*2`), `networkCode` (ignored). A
 //! direct dial `*144*3#` arrives as `serviceCode=*144#` with `text=3` on the first hop.
 
-use super::{as_dial_string, field, parse_form, required, AdapterError, RawResponse};
-use crate::message::{normalize_msisdn, Hop, Inbound, Reply};
+use super::{field, parse_form, required, AdapterError, RawResponse};
+use crate::message::{as_dial_string, normalize_msisdn, Hop, Inbound, Reply};
 
 pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
     let pairs = parse_form(body)?;

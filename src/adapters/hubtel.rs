@@ -7,9 +7,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{as_dial_string, required, AdapterError, RawResponse};
-use crate::config::dial_parts;
-use crate::message::{normalize_msisdn, Hop, Inbound, Reply};
+use super::{required, AdapterError, RawResponse};
+use crate::message::{as_dial_string, dial_parts, normalize_msisdn, Hop, Inbound, Reply};
 
 fn get<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.iter()

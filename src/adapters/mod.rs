@@ -378,13 +378,6 @@ pub(crate) fn required<'a>(
     }
 }
 
-/// Turns what an aggregator calls the service code (`*144#`, `144`, `*144*3#`) into a
-/// dial string.
-pub(crate) fn as_dial_string(code: &str) -> String {
-    let inner = code.trim().trim_start_matches('*').trim_end_matches('#');
-    format!("*{inner}#")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,13 +392,6 @@ mod tests {
         assert_eq!(field(&pairs, "flag"), Some(""));
         assert_eq!(parse_form(b"a=%FF"), Err(AdapterError::NotUtf8));
         assert_eq!(parse_form(&[b'a', b'=', 0xC3]), Err(AdapterError::NotUtf8));
-    }
-
-    #[test]
-    fn service_codes_become_dial_strings() {
-        assert_eq!(as_dial_string("*144#"), "*144#");
-        assert_eq!(as_dial_string("144"), "*144#");
-        assert_eq!(as_dial_string("144*3"), "*144*3#");
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Menu loading: TOML text in, a compiled [`Menu`] and every problem found out.
 //!
 //! Never stops at the first problem: each screen is read on its own, so one bad screen
-//! does not hide the others. Problems read `file:screen: message` (see [`Diagnostic`]).
+//! does not hide the others. Problems read `file:screen: message` (see [`crate::diagnostic::Diagnostic`]).
 //! Pure: the caller reads the file.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::fmt;
 
 use regex::Regex;
 use serde::Deserialize;
@@ -17,37 +16,8 @@ use super::model::{
 use super::render::{
     fit_check, page_encoding, paginate, policy_owned, sms_text, Body, LayoutKind, Template,
 };
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::text::{Encoding, TextPolicy, UssdLimits};
-
-/// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-/// One problem in a menu or configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub file: String,
-    /// The screen (or section) concerned, when there is one.
-    pub screen: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let level = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        match &self.screen {
-            Some(s) => write!(f, "{}:{}: {level}: {}", self.file, s, self.message),
-            None => write!(f, "{}: {level}: {}", self.file, self.message),
-        }
-    }
-}
 
 /// What a menu needs to know about its tenant.
 #[derive(Debug, Clone, Default)]
@@ -152,7 +122,7 @@ impl Report<'_> {
         self.items.push(Diagnostic {
             severity,
             file: self.file.to_string(),
-            screen: screen.map(str::to_string),
+            place: screen.map(str::to_string),
             message: message.into(),
         });
     }

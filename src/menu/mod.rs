@@ -16,7 +16,7 @@ mod model;
 mod render;
 
 pub use engine::{input, lookup_done, start, start_at, Effect, LookupOutcome, State, Step};
-pub use load::{load, Diagnostic, LoadOptions, Severity};
+pub use load::{load, LoadOptions};
 pub use model::{
     Channel, Keyword, Kind, Menu, Route, RouteCondition, Screen, ScreenId, SmsRoutes, Texts,
 };

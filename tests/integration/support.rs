@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tamtam::adapters::Dialect;
-use tamtam::config::{dial_parts, Config, Overrides};
+use tamtam::config::{Config, Overrides};
 use tamtam::gateway::{load_tenants, Gateway, Tenant};
+use tamtam::message::dial_parts;
 use tamtam::server::{router, serve, AppState};
 use tamtam::session::{MemoryStore, RedisStore, Store};
 use tokio::sync::oneshot;
