@@ -157,7 +157,7 @@ async fn run_serve(path: &Path) -> ExitCode {
             .map(|s| (s.name.clone(), Sender::new(s.clone())))
             .collect();
         for s in &config.senders {
-            let timeout = std::time::Duration::from_millis(s.timeout_ms.unwrap_or(5000));
+            let timeout = s.timeout();
             if config.outbox.claim_after < timeout * 2 {
                 tracing::warn!(
                     sender = %s.name,
@@ -205,7 +205,7 @@ async fn run_serve(path: &Path) -> ExitCode {
 }
 
 /// The outbound queue of `config`: Redis when `redis_url` is set, else in memory.
-pub fn open_outbox(config: &Config) -> Result<Outbox, crate::session::StoreError> {
+pub fn open_outbox(config: &Config) -> Result<Outbox, crate::outbox::OutboxError> {
     let queue = match &config.redis_url {
         Some(url) => Queue::Redis(RedisQueue::open(
             url,
@@ -229,9 +229,9 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
     let slowest = config
         .senders
         .iter()
-        .map(|s| s.timeout_ms.unwrap_or(5000))
+        .map(|s| s.timeout_ms.unwrap_or(crate::outbox::DEFAULT_TIMEOUT_MS))
         .max()
-        .unwrap_or(5000)
+        .unwrap_or(crate::outbox::DEFAULT_TIMEOUT_MS)
         .max(1);
     let claim_ms = u64::try_from(config.outbox.claim_after.as_millis()).unwrap_or(u64::MAX);
     let batch = usize::try_from(claim_ms / 2 / slowest)

@@ -304,11 +304,9 @@ impl Gateway {
         to: &str,
         text: String,
         link_id: Option<String>,
-    ) -> Result<String, crate::session::StoreError> {
+    ) -> Result<String, crate::outbox::OutboxError> {
         let Some(outbox) = &self.outbox else {
-            return Err(crate::session::StoreError::Unavailable(
-                "no outbound queue: configure a [[sender]]".into(),
-            ));
+            return Err(crate::outbox::OutboxError::NotConfigured);
         };
         let message = OutMessage {
             id: crate::outbox::new_id(),
@@ -364,7 +362,8 @@ impl Gateway {
             plan.reply.text.clone(),
             link_id,
         )
-        .await?;
+        .await
+        .map_err(|e| crate::session::StoreError::Unavailable(e.to_string()))?;
         if let Err(e) = self.store.write(&plan.writes).await {
             // The reply is on its way; only the dialogue's next step is at risk.
             tracing::error!(tenant = %tenant_id, cause = %e, "reply queued, but the dialogue was not saved");

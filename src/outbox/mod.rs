@@ -4,10 +4,11 @@
 //!
 //! - [`Outbox`]: accept a message ([`Outbox::accept`]), read its status history
 //!   ([`Outbox::status`]), list dead letters.
-//! - `queue`: where accepted messages wait. On Redis, a stream with a consumer group
-//!   (each entry goes to one replica; entries a crashed replica left unacknowledged are
-//!   claimed again after `claim_after`), a sorted set of delayed retries, and a dead-letter
-//!   list. In memory: the same contract for one process, lost on restart.
+//! - `queue/`: where accepted messages wait, laid out like `session/` (the contract in
+//!   `mod.rs`, one file per queue). On Redis, a stream with a consumer group (each entry
+//!   goes to one replica; entries a crashed replica left unacknowledged are claimed again
+//!   after `claim_after`), a sorted set of delayed retries, and a dead-letter list. In
+//!   memory: the same contract for one process, lost on restart.
 //! - `worker`: the loop that sends, with a per-sender rate limit, exponential backoff with
 //!   jitter on timeouts and 5xx, no retry on 4xx, and dead-lettering after `max_attempts`.
 //! - `senders`: the HTTP APIs that send (Kannel `sendsms`, Jasmin `/send`, Africa's
@@ -24,11 +25,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-pub use queue::{Delivery, MemoryQueue, Queue, RedisQueue};
-pub use senders::{SendError, Sender, SenderConfig, SenderKind};
+pub use queue::{DeadLetter, Delivery, MemoryQueue, Queue, QueueStats, RedisQueue};
+pub use senders::{SendError, Sender, SenderConfig, SenderKind, DEFAULT_TIMEOUT_MS};
 pub use worker::{run_worker, WorkerSettings};
 
-use crate::session::StoreError;
+/// Why the outbox could not take or tell something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboxError {
+    /// The queue's store is unreachable, timed out, or answered nonsense (Redis).
+    #[error("outbound queue unavailable; {0}")]
+    Unavailable(String),
+    /// There is no queue: no `[[sender]]` is configured, so nothing can be sent.
+    #[error("no outbound queue; configure a `[[sender]]`")]
+    NotConfigured,
+}
 
 /// A message to send, as queued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,11 +47,13 @@ pub struct OutMessage {
     pub id: String,
     /// The sender (`[[sender]] name`) that sends it.
     pub sender: String,
+    /// The tenant it is sent for (`[[tenant]] id`).
     pub tenant: String,
     /// The short code or number it is sent from.
     pub from: String,
     /// The subscriber.
     pub to: String,
+    /// The text as the subscriber will read it (already shaped to the tenant's limits).
     pub text: String,
     /// Africa's Talking's `linkId`, echoed on premium replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +99,7 @@ pub fn new_id() -> String {
 /// The outbound side of the gateway: a queue and its status records.
 #[derive(Debug, Clone)]
 pub struct Outbox {
+    /// Where accepted messages wait, and their status histories.
     pub queue: Queue,
     /// How long status histories are kept.
     pub status_ttl: Duration,
@@ -94,14 +107,14 @@ pub struct Outbox {
 
 impl Outbox {
     /// Accepts a message: once this returns, it will be sent (or dead-lettered).
-    pub async fn accept(&self, message: &OutMessage) -> Result<(), StoreError> {
+    pub async fn accept(&self, message: &OutMessage) -> Result<(), OutboxError> {
         self.queue
             .push(message, &event("accepted", None), self.status_ttl)
             .await
     }
 
     /// A message's status history, oldest first.
-    pub async fn status(&self, id: &str) -> Result<Vec<StatusEvent>, StoreError> {
+    pub async fn status(&self, id: &str) -> Result<Vec<StatusEvent>, OutboxError> {
         self.queue.history(id).await
     }
 
@@ -113,7 +126,7 @@ impl Outbox {
         provider_id: &str,
         status: &str,
         detail: Option<String>,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>, OutboxError> {
         let Some(id) = self.queue.resolve_provider_id(sender, provider_id).await? else {
             return Ok(None);
         };
@@ -129,7 +142,7 @@ impl Outbox {
         id: &str,
         status: &str,
         detail: Option<String>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, OutboxError> {
         if self.queue.history(id).await?.is_empty() {
             return Ok(false);
         }
@@ -173,6 +186,18 @@ pub fn event(status: &str, detail: Option<String>) -> StatusEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_read_category_then_detail() {
+        assert_eq!(
+            OutboxError::Unavailable("connection refused".into()).to_string(),
+            "outbound queue unavailable; connection refused"
+        );
+        assert_eq!(
+            OutboxError::NotConfigured.to_string(),
+            "no outbound queue; configure a `[[sender]]`"
+        );
+    }
 
     #[test]
     fn the_most_advanced_status_wins() {

@@ -27,15 +27,25 @@ pub enum SenderKind {
     Http,
 }
 
+/// One call's time limit when a sender sets no `timeout_ms`, in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 5000;
+/// Attempts before a message is dead-lettered when a sender sets no `max_attempts`.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
 /// A `[[sender]]` of the configuration, secrets already resolved.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SenderConfig {
+    /// What channels (`sender = "…"`) and tenants (`sms_sender`) call it by; a queued
+    /// message carries it, so every replica must configure the same names.
     pub name: String,
+    /// Which API it speaks.
     pub kind: SenderKind,
     /// The API's URL (Kannel: `http://host:13013/cgi-bin/sendsms`).
     pub url: String,
+    /// The account name (Kannel, Jasmin, Africa's Talking).
     pub username: Option<String>,
+    /// The account's password (Kannel, Jasmin).
     pub password: Option<String>,
     /// Africa's Talking `apiKey`.
     pub api_key: Option<String>,
@@ -45,12 +55,19 @@ pub struct SenderConfig {
     /// Most messages a second this replica sends through this sender (0: no limit).
     #[serde(default)]
     pub rate_per_sec: f64,
-    /// Attempts before a message is dead-lettered (default 5).
+    /// Attempts before a message is dead-lettered ([`DEFAULT_MAX_ATTEMPTS`] when unset).
     pub max_attempts: Option<u32>,
-    /// One call's time limit, in milliseconds (default 5000).
+    /// One call's time limit, in milliseconds ([`DEFAULT_TIMEOUT_MS`] when unset).
     pub timeout_ms: Option<u64>,
     /// Where the provider sends delivery reports (our `/dlr/...` URL as it can reach us).
     pub dlr_url: Option<String>,
+}
+
+impl SenderConfig {
+    /// One call's time limit: `timeout_ms`, or [`DEFAULT_TIMEOUT_MS`].
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))
+    }
 }
 
 /// Why a send failed.
@@ -76,7 +93,7 @@ pub struct Sender {
 impl Sender {
     pub fn new(config: SenderConfig) -> Sender {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms.unwrap_or(5000)))
+            .timeout(config.timeout())
             .build()
             .expect("an HTTP client with a timeout always builds");
         Sender {
@@ -88,7 +105,10 @@ impl Sender {
 
     /// Attempts before dead-lettering.
     pub fn max_attempts(&self) -> u32 {
-        self.config.max_attempts.unwrap_or(5).max(1)
+        self.config
+            .max_attempts
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS)
+            .max(1)
     }
 
     /// Waits for this sender's next free slot under its rate limit.
@@ -340,9 +360,8 @@ mod tests {
         ));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_rate_limit_spaces_messages() {
-        let s = Sender::new(SenderConfig {
+    fn config() -> SenderConfig {
+        SenderConfig {
             name: "s".into(),
             kind: SenderKind::Http,
             url: "http://127.0.0.1:1/".into(),
@@ -350,10 +369,33 @@ mod tests {
             password: None,
             api_key: None,
             headers: BTreeMap::new(),
-            rate_per_sec: 4.0,
+            rate_per_sec: 0.0,
             max_attempts: None,
             timeout_ms: None,
             dlr_url: None,
+        }
+    }
+
+    #[test]
+    fn unset_limits_take_the_defaults_and_set_ones_are_kept() {
+        let unset = Sender::new(config());
+        assert_eq!(unset.config.timeout(), Duration::from_millis(5000));
+        assert_eq!(unset.max_attempts(), 5);
+        let set = Sender::new(SenderConfig {
+            timeout_ms: Some(1200),
+            max_attempts: Some(0),
+            ..config()
+        });
+        assert_eq!(set.config.timeout(), Duration::from_millis(1200));
+        // Zero attempts would never send: one at least.
+        assert_eq!(set.max_attempts(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spaces_messages() {
+        let s = Sender::new(SenderConfig {
+            rate_per_sec: 4.0,
+            ..config()
         });
         let start = Instant::now();
         for _ in 0..5 {

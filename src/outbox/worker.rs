@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::queue::{Delivery, Queue};
 use super::senders::{SendError, Sender};
-use super::{event, now_ms};
+use super::{event, now_ms, OutboxError};
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -28,7 +28,9 @@ pub struct WorkerSettings {
     pub claim_after: Duration,
     /// The first retry's delay; each next one doubles, up to `max_backoff`.
     pub base_backoff: Duration,
+    /// The longest delay before a retry, before jitter.
     pub max_backoff: Duration,
+    /// How long the status histories the worker adds to are kept.
     pub status_ttl: Duration,
 }
 
@@ -139,7 +141,7 @@ async fn process(
     log_store(result);
 }
 
-fn log_store(r: Result<(), crate::session::StoreError>) {
+fn log_store(r: Result<(), OutboxError>) {
     if let Err(e) = r {
         // The message stays claimed and unacknowledged: it is taken over after claim_after.
         tracing::error!(cause = %e, "outbox: cannot record a send outcome");
