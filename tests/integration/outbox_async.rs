@@ -22,24 +22,28 @@ async fn expected_reply(server: &Server, twin: &str, to: &str, text: &str) -> St
     sms.text
 }
 
-/// Waits (bounded) until the gateway knows our id for the provider's `provider_id`.
+/// Waits (bounded) until the gateway knows our id for the provider's `provider_id`: the
+/// in-process worker records the send just after the provider answered, so each recorded
+/// send wakes the check.
 async fn our_id(server: &Server, sender: &str, provider_id: &str) -> String {
+    let queue = &server.outbox.queue;
+    // Subscribed before the first check: a send recorded in between still wakes it.
+    let mut sends = queue.sends();
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
-        if let Some(id) = server
-            .outbox
-            .queue
+        if let Some(id) = queue
             .resolve_provider_id(sender, provider_id)
             .await
             .unwrap()
         {
             return id;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the send with provider id {provider_id} was never recorded"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::timeout_at(deadline, sends.changed())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the send with provider id {provider_id} was never recorded")
+            })
+            .expect("the queue outlives the test");
     }
 }
 

@@ -60,6 +60,8 @@ async fn contract(queue: Queue, tag: &str) {
     assert_eq!(got[0].message, m1, "{tag}: the message as pushed");
     let s = queue.stats().await.unwrap();
     assert_eq!((s.ready, s.in_flight), (0, 1), "{tag}: claimed: {s:?}");
+    let mut sends = queue.sends();
+    assert!(!sends.has_changed().unwrap(), "{tag}: nothing sent yet");
     queue
         .sent(
             &got[0],
@@ -69,6 +71,11 @@ async fn contract(queue: Queue, tag: &str) {
         )
         .await
         .unwrap();
+    assert!(
+        sends.has_changed().unwrap(),
+        "{tag}: a recorded send wakes whoever waits for one"
+    );
+    sends.mark_unchanged();
     assert_eq!(
         statuses(&queue.history(&m1.id).await.unwrap()),
         ["accepted", "sent"],
@@ -196,6 +203,10 @@ async fn contract(queue: Queue, tag: &str) {
         (s.ready, s.in_flight, s.delayed, s.dead),
         (0, 0, 1, 1),
         "{tag}: final counts"
+    );
+    assert!(
+        !sends.has_changed().unwrap(),
+        "{tag}: retries, dead letters and reports are not sends"
     );
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{ttl_ms, DeadLetter, Delivery, QueueStats, DEAD_CAP};
+use super::{ttl_ms, DeadLetter, Delivery, QueueStats, Sends, DEAD_CAP};
 use crate::outbox::{now_ms, OutMessage, StatusEvent};
 
 /// Expired histories and provider ids are swept when the number of histories held is a
@@ -26,6 +26,8 @@ pub struct MemoryQueue {
     inner: Arc<Mutex<MemoryInner>>,
     /// Wakes a `claim` waiting for work.
     ready_signal: Arc<Notify>,
+    /// Counts recorded sends (see [`Queue::sends`](super::Queue::sends)).
+    pub(super) sends: Sends,
 }
 
 #[derive(Debug, Default)]

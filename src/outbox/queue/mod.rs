@@ -16,9 +16,11 @@
 mod memory;
 mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 pub use memory::MemoryQueue;
 pub use redis::RedisQueue;
@@ -112,9 +114,24 @@ impl Queue {
         match self {
             Queue::Memory(m) => {
                 m.sent(d, provider_id, event.clone(), status_ttl);
+                m.sends.bump();
                 Ok(())
             }
-            Queue::Redis(r) => r.sent(d, provider_id, event, status_ttl).await,
+            Queue::Redis(r) => {
+                r.sent(d, provider_id, event, status_ttl).await?;
+                r.sends.bump();
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts the sends this process recorded through this queue (or a clone of it), from
+    /// subscription on. A worker in the same process can be awaited (`changed()`) rather
+    /// than polled; sends recorded by other replicas are not counted.
+    pub fn sends(&self) -> watch::Receiver<u64> {
+        match self {
+            Queue::Memory(m) => m.sends.subscribe(),
+            Queue::Redis(r) => r.sends.subscribe(),
         }
     }
 
@@ -215,6 +232,27 @@ impl Queue {
             Queue::Memory(m) => Ok(m.stats()),
             Queue::Redis(r) => r.stats().await,
         }
+    }
+}
+
+/// The counter behind [`Queue::sends`], shared by a queue's clones.
+#[derive(Debug, Clone)]
+struct Sends(Arc<watch::Sender<u64>>);
+
+impl Default for Sends {
+    fn default() -> Sends {
+        Sends(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl Sends {
+    fn bump(&self) {
+        // Counts even while nobody subscribes (`send` would refuse).
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
     }
 }
 

@@ -24,7 +24,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 use serde::Serialize;
 
-use super::{ttl_ms, DeadLetter, Delivery, QueueStats, DEAD_CAP};
+use super::{ttl_ms, DeadLetter, Delivery, QueueStats, Sends, DEAD_CAP};
 use crate::outbox::{now_ms, OutMessage, OutboxError, StatusEvent};
 
 /// The consumer group every replica reads with.
@@ -50,6 +50,8 @@ pub struct RedisQueue {
     prefix: String,
     /// The [`PROMOTE`] script, loaded once and then called by its SHA.
     promote: Arc<redis::Script>,
+    /// Counts the sends this process recorded (see [`Queue::sends`](super::Queue::sends)).
+    pub(super) sends: Sends,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -94,6 +96,7 @@ impl RedisQueue {
             blocking,
             prefix: prefix.to_string(),
             promote: Arc::new(redis::Script::new(PROMOTE)),
+            sends: Sends::default(),
         })
     }
 
