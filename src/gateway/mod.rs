@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::config::{Config, SessionSettings};
 use crate::menu::{self, Channel, LookupOutcome, State, Step};
-use crate::message::{dial_parts, Reply};
+use crate::message::dial_parts;
 use crate::outbox::{OutMessage, Outbox};
 use crate::session::{Store, StoreError};
 
@@ -245,6 +245,8 @@ impl Gateway {
         }
     }
 
+    /// One lookup, bounded by half the hop's budget; a missing source or a slow one fails
+    /// the lookup (the menu shows its failure screen), never the hop.
     async fn lookup(&self, tenant: &Tenant, source: &str, key: &str) -> LookupOutcome {
         let Some(src) = tenant.sources.get(source) else {
             tracing::error!(source, "lookup on an unconfigured data source");
@@ -257,14 +259,6 @@ impl Gateway {
                 LookupOutcome::Failed
             }
         }
-    }
-
-    fn store_down(&self, tenant: &Tenant, e: StoreError) -> (Reply, Outcome) {
-        tracing::error!(cause = %e, "session store failed");
-        (
-            Reply::end(tenant.menu.texts.unavailable.clone()),
-            Outcome::StoreDown,
-        )
     }
 
     /// Checks the session store answers (for `/readyz`).

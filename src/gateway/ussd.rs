@@ -2,13 +2,13 @@
 //!
 //! A hop is cut into named steps:
 //! 1. one read: the session record, and on a possible start the subscriber's resumable
-//!    state ([`Gateway::read`]);
-//! 2. a pure [`decide`]: release, replay the stored reply, expired, or run the engine on
+//!    state (`Gateway::read`);
+//! 2. a pure `decide`: release, replay the stored reply, expired, or run the engine on
 //!    these inputs. It holds the retry rules: **a retried hop never advances twice**;
-//! 3. the engine step ([`enter`], then `Gateway::run` for the lookups) and the follow-up
+//! 3. the engine step (`enter`, then `Gateway::run` for the lookups) and the follow-up
 //!    SMS the screen asked for;
 //! 4. one write: the session record (one builder, whether the session goes on or ended)
-//!    and the resumable state ([`Gateway::writes`]).
+//!    and the resumable state (`Gateway::writes`).
 
 use tracing::Instrument;
 
@@ -19,7 +19,7 @@ use crate::message::{mask_msisdn, Hop, Inbound, Reply};
 use crate::session::{keys, StoreError, Write};
 use crate::text::transliterate;
 
-/// What a hop comes to, once its stored record is read. Worked out by [`decide`].
+/// What a hop comes to, once its stored record is read. Worked out by `decide`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
     /// The subscriber hung up (`forget_resume`: nothing to resume either), or the
@@ -248,6 +248,15 @@ impl Gateway {
         (reply, outcome)
     }
 
+    /// A store failure: logged, and the hop ends on the "unavailable" screen.
+    fn store_down(&self, tenant: &Tenant, e: StoreError) -> (Reply, Outcome) {
+        tracing::error!(cause = %e, "session store failed");
+        (
+            Reply::end(tenant.menu.texts.unavailable.clone()),
+            Outcome::StoreDown,
+        )
+    }
+
     /// Whether dropped sessions are kept for "resume".
     fn resuming(&self) -> bool {
         !self.session.resume_window.is_zero()
@@ -383,6 +392,16 @@ impl Gateway {
 mod tests {
     use super::*;
 
+    /// One row: what the case is, the hop, the stored session, the direct-dial inputs, and
+    /// the decision.
+    type Case = (
+        &'static str,
+        Hop,
+        Option<SessionRecord>,
+        &'static [&'static str],
+        Decision,
+    );
+
     /// A stored session: `state` is false once it ended.
     fn stored(state: bool, seq: Option<u64>, consumed: u32) -> Option<SessionRecord> {
         Some(SessionRecord::new(
@@ -436,7 +455,7 @@ mod tests {
         let replay = Decision::Replay(last_reply());
         let none = None;
         #[rustfmt::skip]
-        let cases: Vec<(&str, Hop, Option<SessionRecord>, &[&str], Decision)> = vec![
+        let cases: Vec<Case> = vec![
             // Africa's Talking: the whole path typed so far.
             ("AT dial, no session", path(""), none.clone(), &[], run(false, &[], None, 0)),
             ("AT direct dial, no session: prefill first", path(""), none.clone(), &["3"], run(false, &["3"], None, 0)),
