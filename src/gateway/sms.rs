@@ -347,3 +347,83 @@ fn not_served(outcome: Outcome) -> StoreError {
         outcome.as_str()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::menu::LoadOptions;
+
+    const MENU: &str = r#"
+[menu]
+home = "accueil"
+
+[sms]
+keywords = [{ name = "SOLDE", match = "SOLDE", screen = "solde" }]
+fixed = { "1000" = "accueil" }
+
+[screens.accueil]
+kind = "menu"
+choices = [{ label = "Solde", next = "solde" }]
+
+[screens.solde]
+kind = "info"
+text = "Votre solde."
+"#;
+
+    /// One row: what the case is, the text, the short code it went to, the screen waiting
+    /// in the dialogue, the rest of a cut reply, and the action.
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<State>,
+        Option<String>,
+        &'static str,
+    );
+
+    /// The action as a word, with the screen it starts or answers.
+    fn described(menu: &Menu, action: &SmsAction) -> String {
+        let name = |id: ScreenId| menu.screen(id).id.clone();
+        match action {
+            SmsAction::Start(screen) => format!("start {}", name(*screen)),
+            SmsAction::Answer(state) => format!("answer {}", name(state.screen)),
+            SmsAction::Suite { rest, state } => {
+                format!(
+                    "suite {rest} ({})",
+                    state.as_ref().map_or("-".into(), |s| name(s.screen))
+                )
+            }
+            SmsAction::Help => "help".into(),
+        }
+    }
+
+    #[test]
+    fn each_text_is_a_keyword_suite_help_an_answer_or_a_fixed_code() {
+        let (menu, problems) = crate::menu::load("m.toml", MENU, &LoadOptions::default());
+        let menu = menu.unwrap_or_else(|| panic!("{problems:?}"));
+        let waiting = || Some(State::at(menu.home));
+        let rest = || Some("la suite".to_string());
+        #[rustfmt::skip]
+        let cases: Vec<Case> = vec![
+            ("a keyword starts over, even mid-dialogue", "solde svp", "1088", waiting(), rest(), "start solde"),
+            ("SUITE sends the rest of a cut reply", "suite", "1088", waiting(), rest(), "suite la suite (accueil)"),
+            ("SUITE after a cut reply that ended the dialogue", "Suite", "1088", None, rest(), "suite la suite (-)"),
+            ("SUITE with nothing cut is an answer", "SUITE", "1088", waiting(), None, "answer accueil"),
+            ("a call for help, even mid-dialogue", "aide", "1088", waiting(), None, "help"),
+            ("an empty text", "", "1088", waiting(), None, "help"),
+            ("any other text answers the waiting screen", "1", "1000", waiting(), None, "answer accueil"),
+            ("a text to a fixed short code starts its screen", "bonjour", "1000", None, None, "start accueil"),
+            ("anything else gets the keyword list", "bonjour", "1088", None, None, "help"),
+        ];
+        for (what, text, code, state, cut, want) in cases {
+            let action = sms_action(&menu, text, code, state, cut);
+            assert_eq!(described(&menu, &action), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn short_codes_lose_spaces_and_a_leading_plus() {
+        assert_eq!(short_code(" +1088 "), "1088");
+        assert_eq!(short_code("1088"), "1088");
+    }
+}
