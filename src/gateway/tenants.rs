@@ -1,0 +1,153 @@
+//! Tenants: each configured organisation with its loaded menu and open data sources.
+//!
+//! A [`Tenant`] keeps its [`TenantConfig`] whole (codes, limits, sender, time zone) and
+//! adds what was built from it. [`load_tenants`] reads every menu and data file and
+//! reports every problem at once, loader style: the tenants come back only when nothing
+//! is wrong.
+
+use std::collections::HashMap;
+
+use crate::config::{Config, SourceConfig, TenantConfig};
+use crate::data::Source;
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::menu::{self, LoadOptions, Menu};
+
+/// One organisation served by the gateway.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The tenant as configured: id, codes, text policies, SMS sender, time zone.
+    pub config: TenantConfig,
+    /// Its menu, compiled from `config.menu`.
+    pub menu: Menu,
+    /// Its data sources by name, opened from `config.sources`.
+    pub sources: HashMap<String, Source>,
+}
+
+// compat: remove at integration (callers read `tenant.id`, `tenant.ussd_codes`... as fields;
+// they become `tenant.config.id`).
+impl std::ops::Deref for Tenant {
+    type Target = TenantConfig;
+
+    fn deref(&self) -> &TenantConfig {
+        &self.config
+    }
+}
+
+/// Reads every tenant's menu and data files. Returns the tenants when nothing is wrong,
+/// and every problem found in any case.
+pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
+    let mut problems = Vec::new();
+    let tenants: Vec<Tenant> = config
+        .tenants
+        .iter()
+        .filter_map(|t| load_tenant(config, t, &mut problems))
+        .collect();
+    let ok = !problems.iter().any(|d| d.severity == Severity::Error);
+    (ok.then_some(tenants), problems)
+}
+
+/// One tenant: its data sources, then its menu (which checks lookups against their fields).
+fn load_tenant(
+    config: &Config,
+    t: &TenantConfig,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Tenant> {
+    let sources = open_sources(config, t, problems);
+    let options = LoadOptions {
+        policy: t.ussd_text,
+        sms_policy: t.sms_text,
+        limits: t.ussd_limits,
+        sources: t
+            .sources
+            .iter()
+            .map(|s| {
+                let fields = sources
+                    .get(s.name())
+                    .map(Source::fields)
+                    .unwrap_or_default();
+                (s.name().to_string(), fields)
+            })
+            .collect(),
+    };
+    let file = t.menu.display().to_string();
+    let (menu, diags) = match std::fs::read_to_string(&t.menu) {
+        Ok(text) => menu::load(&file, &text, &options),
+        Err(e) => (
+            None,
+            vec![Diagnostic {
+                severity: Severity::Error,
+                file: file.clone(),
+                place: None,
+                message: format!("cannot read the menu of tenant {}: {e}", t.id),
+            }],
+        ),
+    };
+    problems.extend(diags);
+    let menu = menu?;
+    check_sms_sending(&menu, t, &file, problems);
+    Some(Tenant {
+        config: t.clone(),
+        menu,
+        sources,
+    })
+}
+
+/// Opens the tenant's data sources; a source that cannot open is a problem, not a panic.
+fn open_sources(
+    config: &Config,
+    t: &TenantConfig,
+    problems: &mut Vec<Diagnostic>,
+) -> HashMap<String, Source> {
+    let mut sources = HashMap::new();
+    for s in &t.sources {
+        match Source::from_config(&t.id, s) {
+            Ok(source) => {
+                sources.insert(s.name().to_string(), source);
+            }
+            Err(e) => problems.push(Diagnostic {
+                severity: Severity::Error,
+                // A file's problem is in that file; a network source's in the config.
+                file: match s {
+                    SourceConfig::File { path, .. } => path.display().to_string(),
+                    _ => config.file.clone(),
+                },
+                place: None,
+                message: format!("data source `{}` of tenant {}: {e}", s.name(), t.id),
+            }),
+        }
+    }
+    sources
+}
+
+/// A menu that sends SMS needs a sender and a short code to send from.
+fn check_sms_sending(menu: &Menu, t: &TenantConfig, file: &str, problems: &mut Vec<Diagnostic>) {
+    let Some(screen) = menu
+        .screens
+        .iter()
+        .find(|s| matches!(s.kind, menu::Kind::Sms { .. }))
+    else {
+        return;
+    };
+    if t.sms_sender.is_none() {
+        problems.push(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_string(),
+            place: Some(screen.id.clone()),
+            message: format!(
+                "this screen sends an SMS, but tenant {} has no `sms_sender`",
+                t.id
+            ),
+        });
+    }
+    if t.sms_codes.is_empty() {
+        problems.push(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_string(),
+            place: Some(screen.id.clone()),
+            message: format!(
+                "this screen sends an SMS, but tenant {} has no `sms_codes` to send it from",
+                t.id
+            ),
+        });
+    }
+}

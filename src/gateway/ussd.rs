@@ -1,0 +1,489 @@
+//! One USSD hop: read, decide, run the engine, write.
+//!
+//! A hop is cut into named steps:
+//! 1. one read: the session record, and on a possible start the subscriber's resumable
+//!    state (`Gateway::read`);
+//! 2. a pure `decide`: release, replay the stored reply, expired, or run the engine on
+//!    these inputs. It holds the retry rules: **a retried hop never advances twice**;
+//! 3. the engine step (`enter`, then `Gateway::run` for the lookups) and the follow-up
+//!    SMS the screen asked for;
+//! 4. one write: the session record (one builder, whether the session goes on or ended)
+//!    and the resumable state (`Gateway::writes`).
+
+use tracing::Instrument;
+
+use super::records::{ResumeRecord, SavedReply, SessionRecord, StateRecord, RECORD_VERSION};
+use super::{Gateway, Outcome, Tenant, EXPIRED, UNKNOWN_SERVICE};
+use crate::menu::{self, Channel, Menu, State, Step};
+use crate::message::{mask_msisdn, Hop, Inbound, Reply};
+use crate::session::{keys, StoreError, Write};
+use crate::text::transliterate;
+
+/// What a hop comes to, once its stored record is read. Worked out by `decide`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// The subscriber hung up (`forget_resume`: nothing to resume either), or the
+    /// aggregator gave up waiting (the subscriber may dial again and resume).
+    Release { forget_resume: bool },
+    /// A retried hop, or one after the session ended: the stored reply again, nothing run.
+    Replay(SavedReply),
+    /// An answer to a session the store does not know (never seen, or its record expired).
+    Expired,
+    /// Inputs to feed the engine.
+    Run(Run),
+}
+
+/// The engine's work for a hop, and where the session stands after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// The stored state to continue; `None` starts a new session.
+    pub state: Option<StateRecord>,
+    /// Inputs in order: direct-dial inputs and typed path on a start, new answers after.
+    pub inputs: Vec<String>,
+    /// The sequence number to record (dialects that send one).
+    pub seq: Option<u64>,
+    /// Path inputs consumed once this hop is done (dialects that send the whole path).
+    pub consumed: u32,
+}
+
+/// The retry rules, pure. `prefill` holds the direct-dial inputs after the service code.
+///
+/// - Africa's Talking sends the whole path typed so far: a path no longer than what the
+///   session consumed is a retry (replayed); a longer one brings the inputs past it. With
+///   no stored session (a first hop, a direct dial sent as text, or a session this store
+///   lost) the whole path is played from home.
+/// - Hubtel and JSON send one answer with a sequence number: a number no greater than the
+///   stored one is a retry (replayed).
+/// - A session that ended (stored without state) answers every later hop with its final
+///   screen.
+pub(crate) fn decide(hop: &Hop, record: Option<SessionRecord>, prefill: Vec<String>) -> Decision {
+    let replay = |r: SessionRecord| Decision::Replay(r.reply);
+    match (hop, record) {
+        (Hop::Release, _) => Decision::Release {
+            forget_resume: true,
+        },
+        (Hop::Timeout, _) => Decision::Release {
+            forget_resume: false,
+        },
+        // A retried dial.
+        (Hop::Start, Some(r)) => replay(r),
+        (Hop::Start, None) => Decision::Run(Run {
+            state: None,
+            inputs: prefill,
+            seq: None,
+            consumed: 0,
+        }),
+        (Hop::Path(path), record) => {
+            let parts: Vec<String> = if path.is_empty() {
+                Vec::new()
+            } else {
+                path.split('*').map(|p| p.trim().to_string()).collect()
+            };
+            let count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+            match record {
+                // Nothing new since the last hop: a retry.
+                Some(r) if count <= r.consumed || r.state.is_none() => replay(r),
+                Some(r) => Decision::Run(Run {
+                    inputs: parts.into_iter().skip(r.consumed as usize).collect(),
+                    state: r.state,
+                    seq: None,
+                    consumed: count,
+                }),
+                None => Decision::Run(Run {
+                    state: None,
+                    inputs: prefill.into_iter().chain(parts).collect(),
+                    seq: None,
+                    consumed: count,
+                }),
+            }
+        }
+        (Hop::Answer { .. }, None) => Decision::Expired,
+        (Hop::Answer { text, seq }, Some(r)) => {
+            let stale = matches!((seq, r.seq), (Some(new), Some(old)) if *new <= old);
+            if stale || r.state.is_none() {
+                return replay(r);
+            }
+            Decision::Run(Run {
+                state: r.state,
+                inputs: vec![text.clone()],
+                seq: *seq,
+                consumed: r.consumed,
+            })
+        }
+    }
+}
+
+/// The engine's first step on a hop, pure: the stored state fed the inputs, or a new
+/// session (offered the state another session of this subscriber left, for "resume").
+fn enter(
+    menu: &Menu,
+    run: &Run,
+    resume: Option<ResumeRecord>,
+    inbound: &Inbound,
+    now: Option<crate::hours::LocalTime>,
+) -> (State, Step) {
+    let msisdn = inbound.msisdn.as_str();
+    match &run.state {
+        Some(record) => {
+            let mut state = record.to_state(menu);
+            state.now = now;
+            // All inputs but the last wait their turn; the last one is answered.
+            let step = match run.inputs.split_last() {
+                Some((last, before)) => {
+                    state.pending.extend(before.iter().cloned());
+                    menu::input(menu, Channel::Ussd, &mut state, msisdn, last)
+                }
+                // No new input (cannot happen past `decide`): show the screen again.
+                None => menu::input(menu, Channel::Ussd, &mut state, msisdn, ""),
+            };
+            (state, step)
+        }
+        None => {
+            let offer = resume
+                .filter(|r| r.session != inbound.session_id)
+                .map(|r| r.state.to_state(menu));
+            let inputs = run.inputs.clone();
+            menu::start(menu, Channel::Ussd, msisdn, now, inputs, offer)
+        }
+    }
+}
+
+/// The store keys of one hop.
+struct HopKeys {
+    session: String,
+    resume: String,
+}
+
+impl Gateway {
+    /// Serves one USSD hop. Always answers; the outcome is for logs.
+    pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
+        let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
+            return (
+                Reply::end(transliterate(UNKNOWN_SERVICE)),
+                Outcome::UnknownService,
+            );
+        };
+        // Context for every log of the hop; the number masked, never the typed text.
+        let span = tracing::info_span!(
+            "ussd",
+            dialect,
+            tenant = %tenant.config.id,
+            msisdn = %mask_msisdn(&inbound.msisdn),
+            session = %inbound.session_id,
+        );
+        let hop = tokio::time::timeout(
+            self.hop_timeout,
+            self.hop(tenant, prefill, dialect, inbound),
+        );
+        async {
+            match hop.await {
+                Ok(done) => done,
+                Err(_) => {
+                    tracing::warn!("hop exceeded its time budget");
+                    (
+                        Reply::end(tenant.menu.texts.unavailable.clone()),
+                        Outcome::TimedOut,
+                    )
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn hop(
+        &self,
+        tenant: &Tenant,
+        prefill: Vec<String>,
+        dialect: &str,
+        inbound: &Inbound,
+    ) -> (Reply, Outcome) {
+        let prefix = &self.session.key_prefix;
+        let keys = HopKeys {
+            session: keys::session(prefix, &tenant.config.id, dialect, &inbound.session_id),
+            resume: keys::resume(prefix, &tenant.config.id, &inbound.msisdn),
+        };
+        let (record, resume) = match self.read(&keys, &inbound.hop).await {
+            Ok(read) => read,
+            Err(e) => return self.store_down(tenant, e),
+        };
+        let run = match decide(&inbound.hop, record, prefill) {
+            Decision::Release { forget_resume } => {
+                return self.release(tenant, keys, forget_resume).await
+            }
+            Decision::Replay(saved) => return (saved.into(), Outcome::Replay),
+            Decision::Expired => {
+                return (Reply::end(transliterate(EXPIRED)), Outcome::UnknownSession)
+            }
+            Decision::Run(run) => run,
+        };
+
+        // Run the engine, in the tenant's local time.
+        let msisdn = inbound.msisdn.as_str();
+        let now = self.local_now(tenant);
+        let (mut state, step) = enter(&tenant.menu, &run, resume, inbound, now);
+        let (text, end) = self
+            .run(tenant, Channel::Ussd, &mut state, msisdn, step)
+            .await;
+        let reply = self
+            .send_follow_ups(tenant, &mut state, msisdn, Reply { text, end })
+            .await;
+
+        let writes = self.writes(
+            &tenant.menu,
+            keys,
+            &run,
+            &reply,
+            &state,
+            &inbound.session_id,
+        );
+        if let Err(e) = self.store.write(&writes).await {
+            return self.store_down(tenant, e);
+        }
+        let outcome = if reply.end {
+            Outcome::End
+        } else {
+            Outcome::Continue
+        };
+        (reply, outcome)
+    }
+
+    /// A store failure: logged, and the hop ends on the "unavailable" screen.
+    fn store_down(&self, tenant: &Tenant, e: StoreError) -> (Reply, Outcome) {
+        tracing::error!(cause = %e, "session store failed");
+        (
+            Reply::end(tenant.menu.texts.unavailable.clone()),
+            Outcome::StoreDown,
+        )
+    }
+
+    /// Whether dropped sessions are kept for "resume".
+    fn resuming(&self) -> bool {
+        !self.session.resume_window.is_zero()
+    }
+
+    /// One read: the session, and on a possible start the subscriber's resumable state.
+    async fn read(
+        &self,
+        keys: &HopKeys,
+        hop: &Hop,
+    ) -> Result<(Option<SessionRecord>, Option<ResumeRecord>), StoreError> {
+        let maybe_start = matches!(hop, Hop::Start | Hop::Path(_));
+        let read: Vec<&str> = if maybe_start && self.resuming() {
+            vec![&keys.session, &keys.resume]
+        } else {
+            vec![&keys.session]
+        };
+        let mut values = self.store.get(&read).await?.into_iter();
+        let record = values
+            .next()
+            .flatten()
+            .and_then(|b| SessionRecord::from_bytes(&b));
+        let resume = values
+            .next()
+            .flatten()
+            .and_then(|b| ResumeRecord::from_bytes(&b));
+        Ok((record, resume))
+    }
+
+    /// Forgets the session (and on a hang-up the resumable state); says goodbye.
+    async fn release(
+        &self,
+        tenant: &Tenant,
+        keys: HopKeys,
+        forget_resume: bool,
+    ) -> (Reply, Outcome) {
+        let mut writes = vec![Write::Delete { key: keys.session }];
+        if forget_resume {
+            writes.push(Write::Delete { key: keys.resume });
+        }
+        if let Err(e) = self.store.write(&writes).await {
+            tracing::warn!(cause = %e, "could not delete a released session");
+        }
+        (
+            Reply::end(tenant.menu.texts.goodbye.clone()),
+            Outcome::Released,
+        )
+    }
+
+    /// Queues the SMS the screen asked to send the caller. A failure ends the session on the
+    /// "unavailable" screen; a tenant without a sender sends nothing (the loader refuses
+    /// such a menu).
+    async fn send_follow_ups(
+        &self,
+        tenant: &Tenant,
+        state: &mut State,
+        msisdn: &str,
+        mut reply: Reply,
+    ) -> Reply {
+        for text in std::mem::take(&mut state.outgoing) {
+            let (Some(sender), Some(from)) =
+                (&tenant.config.sms_sender, tenant.config.sms_codes.first())
+            else {
+                continue;
+            };
+            if let Err(e) = self
+                .send_sms(&tenant.config.id, sender, from, msisdn, text, None)
+                .await
+            {
+                tracing::error!(cause = %e, "could not queue a follow-up SMS");
+                reply = Reply::end(tenant.menu.texts.unavailable.clone());
+            }
+        }
+        reply
+    }
+
+    /// The hop's one write: the session record (its state while it goes on, only its final
+    /// reply once it ended, each with its own lifetime) and the resumable state.
+    fn writes(
+        &self,
+        menu: &Menu,
+        keys: HopKeys,
+        run: &Run,
+        reply: &Reply,
+        state: &State,
+        session_id: &str,
+    ) -> Vec<Write> {
+        let (kept, ttl) = if reply.end {
+            (None, self.session.ended_ttl)
+        } else {
+            (Some(StateRecord::from_state(state, menu)), self.session.ttl)
+        };
+        let record = SessionRecord::new(kept, run.seq, run.consumed, SavedReply::from(reply));
+        let mut writes = vec![Write::Set {
+            key: keys.session,
+            value: record.to_bytes(),
+            ttl,
+        }];
+        if self.resuming() {
+            writes.push(if reply.end {
+                Write::Delete { key: keys.resume }
+            } else {
+                self.resume_write(keys.resume, state, menu, session_id)
+            });
+        }
+        writes
+    }
+
+    /// What to remember for "resume": the state under the resume question if it shows,
+    /// else the current state when it is past home; else nothing.
+    fn resume_write(&self, key: String, state: &State, menu: &Menu, session: &str) -> Write {
+        let target = match &state.resume {
+            Some(previous) => Some(previous.as_ref()),
+            None => state.worth_resuming(menu).then_some(state),
+        };
+        match target {
+            Some(s) => Write::Set {
+                key,
+                value: ResumeRecord {
+                    v: RECORD_VERSION,
+                    session: session.to_string(),
+                    state: StateRecord::from_state(s, menu),
+                }
+                .to_bytes(),
+                ttl: self.session.resume_window,
+            },
+            None => Write::Delete { key },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One row: what the case is, the hop, the stored session, the direct-dial inputs, and
+    /// the decision.
+    type Case = (
+        &'static str,
+        Hop,
+        Option<SessionRecord>,
+        &'static [&'static str],
+        Decision,
+    );
+
+    /// A stored session: `state` is false once it ended.
+    fn stored(state: bool, seq: Option<u64>, consumed: u32) -> Option<SessionRecord> {
+        Some(SessionRecord::new(
+            state.then(waiting),
+            seq,
+            consumed,
+            last_reply(),
+        ))
+    }
+
+    fn waiting() -> StateRecord {
+        StateRecord {
+            screen: "balance".into(),
+            page: 0,
+            history: vec!["home".into()],
+            errors: 0,
+            vars: Vec::new(),
+            resume: None,
+        }
+    }
+
+    fn last_reply() -> SavedReply {
+        SavedReply {
+            text: "1. Solde\n2. Forfaits".into(),
+            end: false,
+        }
+    }
+
+    fn path(p: &str) -> Hop {
+        Hop::Path(p.into())
+    }
+
+    fn answer(text: &str, seq: Option<u64>) -> Hop {
+        Hop::Answer {
+            text: text.into(),
+            seq,
+        }
+    }
+
+    fn run(state: bool, inputs: &[&str], seq: Option<u64>, consumed: u32) -> Decision {
+        Decision::Run(Run {
+            state: state.then(waiting),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            seq,
+            consumed,
+        })
+    }
+
+    #[test]
+    fn every_kind_of_hop_is_decided_by_the_retry_rules() {
+        let replay = Decision::Replay(last_reply());
+        let none = None;
+        #[rustfmt::skip]
+        let cases: Vec<Case> = vec![
+            // Africa's Talking: the whole path typed so far.
+            ("AT dial, no session", path(""), none.clone(), &[], run(false, &[], None, 0)),
+            ("AT direct dial, no session: prefill first", path(""), none.clone(), &["3"], run(false, &["3"], None, 0)),
+            ("AT path, no session (lost or sent as text): played from home", path("1*2"), none.clone(), &["3"], run(false, &["3", "1", "2"], None, 2)),
+            ("AT retried dial", path(""), stored(true, None, 0), &[], replay.clone()),
+            ("AT same path again: a retry", path("1*2"), stored(true, None, 2), &[], replay.clone()),
+            ("AT shorter path: a retry", path("1"), stored(true, None, 2), &[], replay.clone()),
+            ("AT different path of the same length: a retry", path("1*3"), stored(true, None, 2), &[], replay.clone()),
+            ("AT longer path: only the new inputs", path("1*2* 4 *5"), stored(true, None, 2), &["9"], run(true, &["4", "5"], None, 4)),
+            ("AT longer path on an ended session", path("1*2*4"), stored(false, None, 2), &[], replay.clone()),
+            // Hubtel and JSON: one answer with a sequence number.
+            ("start, no session", Hop::Start, none.clone(), &["3", "1"], run(false, &["3", "1"], None, 0)),
+            ("retried start", Hop::Start, stored(true, Some(1), 0), &[], replay.clone()),
+            ("old sequence number", answer("2", Some(2)), stored(true, Some(3), 0), &[], replay.clone()),
+            ("equal sequence number", answer("2", Some(3)), stored(true, Some(3), 0), &[], replay.clone()),
+            ("new sequence number", answer("2", Some(4)), stored(true, Some(3), 1), &[], run(true, &["2"], Some(4), 1)),
+            ("first numbered answer after an unnumbered start", answer("2", Some(1)), stored(true, None, 0), &[], run(true, &["2"], Some(1), 0)),
+            ("unnumbered answer", answer("2", None), stored(true, Some(3), 0), &[], run(true, &["2"], None, 0)),
+            ("answer on an ended session", answer("2", Some(9)), stored(false, Some(3), 0), &[], replay.clone()),
+            ("answer on an unknown or expired session", answer("2", Some(4)), none.clone(), &[], Decision::Expired),
+            // Endings.
+            ("release", Hop::Release, stored(true, Some(3), 0), &[], Decision::Release { forget_resume: true }),
+            ("release of an unknown session", Hop::Release, none.clone(), &[], Decision::Release { forget_resume: true }),
+            ("timeout keeps what can be resumed", Hop::Timeout, stored(true, Some(3), 0), &[], Decision::Release { forget_resume: false }),
+        ];
+        for (name, hop, record, prefill, want) in cases {
+            let prefill = prefill.iter().map(|s| s.to_string()).collect();
+            assert_eq!(decide(&hop, record, prefill), want, "{name}");
+        }
+    }
+}
