@@ -3,7 +3,7 @@
 //! loading function `serve` uses (`tamtam::app::load`). A `redis` data source without its
 //! own `url` takes the gateway's Redis, so `check` and `simulate` must accept it when
 //! `TAMTAM_REDIS_URL` is set, exactly as `serve` does, and must refuse it when nothing
-//! gives a Redis.
+//! gives a Redis. Also: the binary's logs carry no colour codes when they go to a pipe.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,14 +41,14 @@ fn redis_source_config(dir: &Path) -> PathBuf {
 }
 
 /// Runs the built binary with `args` on `config`, `TAMTAM_REDIS_URL` set to `redis` (or
-/// unset), stdin closed; returns whether it succeeded, and its stdout and stderr.
+/// unset), stdin closed, stdout and stderr pipes; returns whether it succeeded, and its stdout and stderr.
 fn run(config: &Path, redis: Option<&str>, args: &[&str]) -> (bool, String, String) {
     let mut cmd = Command::new(tamtam_bin());
     cmd.args(args)
         .env("TAMTAM_CONFIG", config)
         .env_remove("TAMTAM_LISTEN")
         .env_remove("TAMTAM_REDIS_URL")
-        .env("NO_COLOR", "1")
+        .env_remove("NO_COLOR")
         .stdin(Stdio::null());
     if let Some(url) = redis {
         cmd.env("TAMTAM_REDIS_URL", url);
@@ -122,4 +122,15 @@ fn simulate_reads_tamtam_redis_url_as_serve_does() {
     let (ok, _, stderr) = run(&config, None, &args);
     assert!(!ok, "simulate without any Redis must fail");
     assert!(stderr.contains(NO_REDIS), "{stderr}");
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = TempDir::new("loading-ansi");
+    let missing = dir.0.join("missing.toml");
+    // `serve` logs why it does not start; stderr is a pipe here, as under a log collector.
+    let (ok, _, stderr) = run(&missing, None, &["serve"]);
+    assert!(!ok, "serve without a configuration file must fail");
+    assert!(stderr.contains("cannot read the configuration"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "ANSI codes in {stderr:?}");
 }
