@@ -1,25 +1,29 @@
-//! The command line: `serve` (the default), `check` and `simulate`.
+//! The command line: `serve` (the default), `check`, `simulate` and `outbox`.
 //!
-//! `check` and `simulate` load exactly what `serve` loads and run the same engine, so what
-//! a content team sees in the terminal is what a phone shows.
+//! Every command loads through [`crate::app::load`], with the same environment overrides
+//! (`TAMTAM_LISTEN`, `TAMTAM_REDIS_URL`), so `check` and `simulate` judge exactly what
+//! `serve` would start, and run the same engine: what a content team sees in the terminal
+//! is what a phone shows. `serve` builds its gateway through [`crate::app::App`].
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::config::{Config, Overrides, DEFAULT_CONFIG};
+use crate::app::{self, App, Loaded, Options};
+use crate::config::{Overrides, DEFAULT_CONFIG};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::gateway::{load_tenants, Gateway, Tenant};
+use crate::gateway::Gateway;
 use crate::message::{Hop, Inbound};
-use crate::outbox::{run_worker, MemoryQueue, Outbox, Queue, RedisQueue, Sender, WorkerSettings};
-use crate::server::{router, serve, shutdown_signal, AppState};
-use crate::session::{MemoryStore, RedisStore, Store};
+use crate::outbox::{MemoryQueue, Outbox, Queue};
+use crate::server::shutdown_signal;
+use crate::session::{MemoryStore, Store};
 use crate::text;
-use std::collections::HashMap;
+
+// compat: remove at integration (the wiring helpers moved to the composition root).
+pub use crate::app::{open_outbox, worker_settings};
 
 /// tamtam: SMS/USSD self-service gateway.
 #[derive(Debug, Parser)]
@@ -84,22 +88,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Loads configuration and tenants, printing every problem; `None` when any is an error.
-fn load(
-    path: &Path,
-    overrides: &Overrides,
-    print: impl Fn(&Diagnostic),
-) -> Option<(Config, Vec<Tenant>)> {
-    let config = match Config::from_file(path, overrides) {
-        Ok(c) => c,
-        Err(problems) => {
-            problems.iter().for_each(&print);
-            return None;
-        }
-    };
-    let (tenants, problems) = load_tenants(&config);
-    problems.iter().for_each(&print);
-    Some((config, tenants?))
+/// Loads what `serve` loads (the file, the environment's overrides, the tenants and their
+/// menus), printing every problem with `print`; `None` when any is an error.
+fn load(path: &Path, print: impl Fn(&Diagnostic)) -> Option<Loaded> {
+    let (loaded, problems) = app::load(path, &Overrides::from_env());
+    problems.iter().for_each(print);
+    loaded
 }
 
 async fn run_serve(path: &Path) -> ExitCode {
@@ -107,23 +101,17 @@ async fn run_serve(path: &Path) -> ExitCode {
         Severity::Error => tracing::error!("{d}"),
         Severity::Warning => tracing::warn!("{d}"),
     };
-    let Some((config, tenants)) = load(path, &Overrides::from_env(), print) else {
+    let Some(Loaded { config, tenants }) = load(path, print) else {
         tracing::error!("not starting: fix the problems above (`tamtam check` lists them)");
         return ExitCode::FAILURE;
     };
-    let store = match &config.redis_url {
-        Some(url) => match RedisStore::open(url, config.session.redis_timeout) {
-            Ok(r) => Store::Redis(r),
-            Err(e) => {
-                tracing::error!(cause = %e, "not starting");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => Store::Memory(MemoryStore::new()),
+    let app = match App::build(&config, tenants, Options::default()) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(cause = %e, "not starting");
+            return ExitCode::FAILURE;
+        }
     };
-    if let Err(e) = store.ping().await {
-        tracing::warn!(cause = %e, "session store not reachable yet; /readyz says so until it is");
-    }
     let listener = match tokio::net::TcpListener::bind(&config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -131,68 +119,7 @@ async fn run_serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let names: Vec<String> = tenants
-        .iter()
-        .map(|t| format!("{} {}", t.id, t.ussd_codes.join(",")))
-        .collect();
-    let mut gateway = Gateway::new(tenants, &config, store);
-    // The outbound queue and its worker, when senders are configured.
-    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-    let mut worker = None;
-    if !config.senders.is_empty() {
-        let outbox = match open_outbox(&config) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(cause = %e, "not starting");
-                return ExitCode::FAILURE;
-            }
-        };
-        let senders: HashMap<String, Sender> = config
-            .senders
-            .iter()
-            .map(|s| (s.name.clone(), Sender::new(s.clone())))
-            .collect();
-        for s in &config.senders {
-            let timeout = s.timeout();
-            if config.outbox.claim_after < timeout * 2 {
-                tracing::warn!(
-                    sender = %s.name,
-                    "timeout_ms is more than half of [outbox] claim_after_secs: a slow send may be taken over by another replica and sent twice"
-                );
-            }
-        }
-        let settings = worker_settings(&config);
-        worker = Some(tokio::spawn(run_worker(
-            outbox.queue.clone(),
-            Arc::new(senders),
-            settings,
-            stopped,
-        )));
-        gateway = gateway.with_outbox(outbox);
-    }
-    tracing::info!(
-        address = %addr,
-        store = gateway.store().kind(),
-        tenants = %names.join("; "),
-        senders = config.senders.len(),
-        "tamtam listening"
-    );
-    let state = Arc::new(AppState::new(
-        gateway,
-        config.max_body_bytes,
-        &config.senders,
-    ));
-    let app = router(state, &config.channels, &|name| std::env::var(name).ok());
-    let served = serve(listener, app, shutdown_signal()).await;
-    let _ = stop_worker.send(true);
-    if let Some(w) = worker {
-        let _ = w.await;
-    }
-    match served {
+    match app.serve(listener, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -204,63 +131,17 @@ async fn run_serve(path: &Path) -> ExitCode {
     }
 }
 
-/// The outbound queue of `config`: Redis when `redis_url` is set, else in memory.
-pub fn open_outbox(config: &Config) -> Result<Outbox, crate::outbox::OutboxError> {
-    let queue = match &config.redis_url {
-        Some(url) => Queue::Redis(RedisQueue::open(
-            url,
-            &config.session.key_prefix,
-            config.session.redis_timeout,
-        )?),
-        None => Queue::Memory(MemoryQueue::new()),
-    };
-    Ok(Outbox {
-        queue,
-        status_ttl: config.outbox.status_ttl,
-    })
-}
-
-/// The worker settings of `config`, with a consumer name unique to this process.
-pub fn worker_settings(config: &Config) -> WorkerSettings {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "tamtam".into());
-    // A worker sends its batch one message after another; the whole batch must finish well
-    // before `claim_after`, or another replica would take over messages still waiting in
-    // it and send them twice. So: at most half of `claim_after` of worst-case sends.
-    let slowest = config
-        .senders
-        .iter()
-        .map(|s| s.timeout_ms.unwrap_or(crate::outbox::DEFAULT_TIMEOUT_MS))
-        .max()
-        .unwrap_or(crate::outbox::DEFAULT_TIMEOUT_MS)
-        .max(1);
-    let claim_ms = u64::try_from(config.outbox.claim_after.as_millis()).unwrap_or(u64::MAX);
-    let batch = usize::try_from(claim_ms / 2 / slowest)
-        .unwrap_or(16)
-        .clamp(1, 16);
-    WorkerSettings {
-        consumer: format!("{host}-{}-{}", std::process::id(), crate::outbox::now_ms()),
-        batch,
-        wait: std::time::Duration::from_secs(2),
-        claim_after: config.outbox.claim_after,
-        base_backoff: config.outbox.base_backoff,
-        max_backoff: config.outbox.max_backoff,
-        status_ttl: config.outbox.status_ttl,
-    }
-}
-
 async fn run_outbox(path: &Path, dead: usize) -> ExitCode {
-    let config = match Config::from_file(path, &Overrides::from_env()) {
-        Ok(c) => c,
-        Err(problems) => {
-            problems.iter().for_each(|d| eprintln!("{d}"));
-            return ExitCode::FAILURE;
-        }
+    let (loaded, problems) = app::load(path, &Overrides::from_env());
+    let Some(Loaded { config, .. }) = loaded else {
+        problems.iter().for_each(|d| eprintln!("{d}"));
+        return ExitCode::FAILURE;
     };
     if config.redis_url.is_none() {
         eprintln!("no Redis configured (TAMTAM_REDIS_URL): the in-memory outbox lives inside each gateway process and cannot be inspected from outside");
         return ExitCode::FAILURE;
     }
-    let outbox = match open_outbox(&config) {
+    let outbox = match app::open_outbox(&config) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}");
@@ -304,11 +185,8 @@ async fn run_outbox(path: &Path, dead: usize) -> ExitCode {
 fn run_check(path: &Path) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
-    let config = Config::from_file(path, &Overrides::default());
-    let (tenants, problems) = match &config {
-        Ok(c) => load_tenants(c),
-        Err(p) => (None, p.clone()),
-    };
+    let (loaded, problems) = app::load(path, &Overrides::from_env());
+    let tenants = loaded.map(|l| l.tenants);
     for d in &problems {
         match d.severity {
             Severity::Error => errors += 1,
@@ -386,7 +264,7 @@ fn run_check(path: &Path) -> ExitCode {
 
 async fn run_simulate_sms(path: &Path, to: &str, msisdn: &str) -> ExitCode {
     let print = |d: &Diagnostic| eprintln!("{d}");
-    let Some((config, tenants)) = load(path, &Overrides::default(), print) else {
+    let Some(Loaded { config, tenants }) = load(path, print) else {
         eprintln!("cannot simulate: fix the problems above");
         return ExitCode::FAILURE;
     };
@@ -436,7 +314,7 @@ async fn run_simulate_sms(path: &Path, to: &str, msisdn: &str) -> ExitCode {
 
 async fn run_simulate(path: &Path, service: &str, msisdn: &str) -> ExitCode {
     let print = |d: &Diagnostic| eprintln!("{d}");
-    let Some((config, tenants)) = load(path, &Overrides::default(), print) else {
+    let Some(Loaded { config, tenants }) = load(path, print) else {
         eprintln!("cannot simulate: fix the problems above");
         return ExitCode::FAILURE;
     };

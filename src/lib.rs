@@ -13,9 +13,11 @@
 //! - [`gateway`]: one hop end to end: tenant, session, engine, lookups.
 //! - [`server`]: HTTP (axum), health and readiness.
 //! - [`config`]: `config/tamtam.toml`, checked.
-//! - [`cli`]: `serve`, `check`, `simulate`.
+//! - [`app`]: the composition root: what every command loads, and the wiring of a gateway.
+//! - [`cli`]: `serve`, `check`, `simulate`, `outbox`.
 
 pub mod adapters;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -1,11 +1,17 @@
 //! Conversation scripts (`tests/conversations/*.toml`) played through every USSD dialect
-//! over real HTTP, on both session stores. Every dialect must show the same screens.
+//! over real HTTP, on both session stores. Every dialect must show the same screens, and
+//! a few conversations must show, screen for screen, exactly the text of their golden
+//! transcript (`tests/golden/ussd/`). Scripts run with the clock stopped on a Monday at
+//! 10:00 in Nouméa, when every service with opening hours is open.
 
 use serde::Deserialize;
 use tamtam::adapters::Dialect;
 use tamtam::text::TextPolicy;
 
-use crate::support::{files, name, redis_url, unique_prefix, Phone, Server};
+use crate::support::checks::fragments;
+use crate::support::golden;
+use crate::support::scripts::{play_scripts, Script};
+use crate::support::{redis_url, script_time, unique_prefix, Phone, Server};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,96 +45,102 @@ fn policy_of(server: &Server, code: &str) -> TextPolicy {
         .expect("tenant of the conversation")
 }
 
-/// Plays every conversation through every dialect. Each dialect gets its own gateway
-/// (`start`), so that a conversation left open in one dialect (which rightly offers the
-/// caller to resume) cannot change what the next dialect shows.
+impl Script for Conversation {
+    type Dialect = Dialect;
+
+    fn steps(&self) -> usize {
+        self.hop.len()
+    }
+
+    fn inputs(&self) -> Vec<String> {
+        let rest = self
+            .hop
+            .iter()
+            .skip(1)
+            .map(|h| h.send.clone().unwrap_or_default());
+        std::iter::once(self.service.clone()).chain(rest).collect()
+    }
+
+    async fn play(
+        &self,
+        server: &Server,
+        dialect: Dialect,
+        file: &str,
+        failures: &mut Vec<String>,
+    ) -> Vec<String> {
+        let mut phone = Phone::new(server, dialect, &self.service, &self.msisdn);
+        let policy = policy_of(server, &phone.code);
+        let mut transcript = Vec::new();
+        for (i, hop) in self.hop.iter().enumerate() {
+            let screen = match (i, &hop.send) {
+                (0, None) => phone.dial().await,
+                (0, Some(_)) => panic!("{file}: the first hop is the dial and has no `send`"),
+                (_, Some(input)) => phone.send(input).await,
+                (_, None) => panic!("{file}: hop {} needs `send`", i + 1),
+            };
+            let at = format!(
+                "{file} ({}) [{}] hop {}",
+                self.description,
+                dialect.name(),
+                i + 1
+            );
+            if screen.status != 200 {
+                failures.push(format!("{at}: status {}", screen.status));
+            }
+            fragments(
+                failures,
+                &at,
+                &screen.text,
+                policy,
+                &hop.expect,
+                &hop.absent,
+            );
+            if screen.end != hop.ends {
+                failures.push(format!(
+                    "{at}: ends = {}, expected {}",
+                    screen.end, hop.ends
+                ));
+            }
+            transcript.push(screen.text);
+        }
+        transcript
+    }
+}
+
+/// Conversations whose every screen is pinned in full under `tests/golden/ussd/`: the
+/// main menus, pagination with back and home, consumption from a data source, and the
+/// error count that ends a session.
+const GOLDEN: [&str; 4] = [
+    "moov_navigation_retour_accueil_suite.toml",
+    "moov_conso_connu.toml",
+    "opt_conso_connu.toml",
+    "moov_trois_erreurs.toml",
+];
+
+/// Plays every conversation through every USSD dialect (each on a gateway of its own from
+/// `start`), then compares the golden ones with their files.
 async fn play_all<F, Fut>(start: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Server>,
 {
-    let mut failures = Vec::new();
-    let conversations: Vec<(String, Conversation)> = files("tests/conversations", "toml")
-        .into_iter()
-        .map(|path| {
-            let file = name(&path);
-            let conv: Conversation = toml::from_str(&std::fs::read_to_string(&path).unwrap())
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert!(!conv.hop.is_empty(), "{file}: no hop");
-            (file, conv)
-        })
-        .collect();
-    assert!(
-        conversations.len() >= 15,
-        "only {} conversations found",
-        conversations.len()
-    );
-    let mut transcripts: Vec<Vec<(Dialect, Vec<String>)>> = vec![Vec::new(); conversations.len()];
-    for dialect in Dialect::USSD {
-        let server = start().await;
-        for (n, (file, conv)) in conversations.iter().enumerate() {
-            let mut phone = Phone::new(&server, dialect, &conv.service, &conv.msisdn);
-            let policy = policy_of(&server, &phone.code);
-            let mut transcript = Vec::new();
-            for (i, hop) in conv.hop.iter().enumerate() {
-                let screen = match (i, &hop.send) {
-                    (0, None) => phone.dial().await,
-                    (0, Some(_)) => panic!("{file}: the first hop is the dial and has no `send`"),
-                    (_, Some(input)) => phone.send(input).await,
-                    (_, None) => panic!("{file}: hop {} needs `send`", i + 1),
-                };
-                let at = format!(
-                    "{file} ({}) [{}] hop {}",
-                    conv.description,
-                    dialect.name(),
-                    i + 1
-                );
-                if screen.status != 200 {
-                    failures.push(format!("{at}: status {}", screen.status));
-                }
-                crate::checks::fragments(
-                    &mut failures,
-                    &at,
-                    &screen.text,
-                    policy,
-                    &hop.expect,
-                    &hop.absent,
-                );
-                if screen.end != hop.ends {
-                    failures.push(format!(
-                        "{at}: ends = {}, expected {}",
-                        screen.end, hop.ends
-                    ));
-                }
-                transcript.push(screen.text);
-            }
-            transcripts[n].push((dialect, transcript));
-        }
-        server.stop().await;
+    let played =
+        play_scripts::<Conversation, _, _>("tests/conversations", 15, &Dialect::USSD, start).await;
+    for file in GOLDEN {
+        let p = played
+            .iter()
+            .find(|p| p.file == file)
+            .unwrap_or_else(|| panic!("golden conversation {file} is missing"));
+        golden::check(
+            &format!("ussd/{}.txt", file.trim_end_matches(".toml")),
+            &p.transcript(),
+        );
     }
-    for ((file, _), runs) in conversations.iter().zip(&transcripts) {
-        let (first, reference) = &runs[0];
-        for (d, t) in &runs[1..] {
-            if t != reference {
-                failures.push(format!(
-                    "{file}: {} shows other screens than {}: {t:#?} vs {reference:#?}",
-                    d.name(),
-                    first.name()
-                ));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
 
 #[tokio::test]
 async fn conversations_in_memory() {
-    play_all(|| Server::start(None)).await;
+    play_all(|| Server::start_at(None, script_time())).await;
 }
 
 #[tokio::test]
@@ -137,7 +149,7 @@ async fn conversations_on_redis() {
     play_all(|| {
         let prefix = unique_prefix("conversations");
         let url = url.clone();
-        async move { Server::start(Some((&url, &prefix))).await }
+        async move { Server::start_at(Some((&url, &prefix)), script_time()).await }
     })
     .await;
 }

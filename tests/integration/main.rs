@@ -1,25 +1,64 @@
 //! The integration tests: one binary, real HTTP on loopback, a real `redis-server`.
 //!
 //! Run them with `scripts/test.sh`, which starts Redis and sets `TAMTAM_TEST_REDIS_URL`.
-//! Tests that need Redis fail (they never skip) when it is missing.
+//! Tests that need Redis or Kannel fail (they never skip) when it is missing.
+//!
+//! Each module below pins down one promise of the gateway; its `//!` says how. The
+//! support code they share lives apart, in `support/`.
 
-mod bad_input;
-mod checks;
+// Conversations: what a subscriber sees.
+
+// Every USSD script of `tests/conversations/` through every USSD dialect, on both stores:
+// the same screens everywhere, and a few whole transcripts equal to `tests/golden/ussd/`.
 mod conversations;
-mod data_sources;
-mod hours;
-mod kannel;
-mod kannel_e2e;
-mod kannel_harness;
-mod menus;
-mod outbox_async;
-mod outbox_fake;
-mod outbox_kannel;
-mod outbox_process;
-mod outbox_queue;
-mod outbox_worker;
-mod redis_gateway;
-mod sessions;
-mod shutdown;
+// Every SMS script of `tests/sms_conversations/` through every SMS dialect, on both stores;
+// retried webhooks answered once; signatures; one golden transcript.
 mod sms;
+// Opening hours decide "open" or "closed" from the injected clock, never the real one.
+mod hours;
+// Every shipped menu walked with every key: every screen reachable, every page fits, every
+// fact of the source documents shown somewhere.
+mod menus;
+// Malformed webhooks get a 4xx valid for their dialect; nothing gets a 5xx.
+mod bad_input;
+
+// Sessions and the gateway's own behaviour.
+
+// The session-store contract on memory and Redis, and records across menu changes.
+mod sessions;
+// On Redis: sessions survive restarts and move between replicas; a retried hop never
+// advances twice; every key has a TTL; a dropped session can be resumed.
+mod redis_gateway;
+// A hop in flight when the shutdown signal arrives still gets its answer.
+mod shutdown;
+// Network data sources (Redis, HTTP) against real servers: timeouts, retries, the breaker.
+mod data_sources;
+// What every command loads: `check` and `serve` see the same configuration and overrides.
+mod loading;
+
+// The outbound SMS queue and its delivery.
+
+// The queue's contract on both queues: states, history, provider ids, take-over.
+mod outbox_queue;
+// The send loop against fake providers: wire formats, delivery reports, retry policy.
+mod outbox_worker;
+// Asynchronous SMS dialects: acknowledged at once, answered through the sender, once.
+mod outbox_async;
+// The real binary on Redis: a killed gateway's messages are sent once by the next;
+// `tamtam outbox` shows counts and dead letters.
+mod outbox_process;
+// The Kannel sender through a real Kannel: exact text and coding, delivery reports.
+mod outbox_kannel;
+
+// Through a real Kannel.
+
+// fakesmsc to the gateway and back: the phone gets what the gateway answers; and what
+// Kannel itself sends and delivers, which the Kannel adapter is written against.
+mod kannel_e2e;
+
+// Support code (not tests): the test gateway and phones, the script runner, golden files,
+// a real Kannel, fake providers.
 mod support;
+
+// compat: the support modules' old paths, so test files not yet updated keep compiling.
+use support::{kannel, outbox_fake};

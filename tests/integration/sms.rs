@@ -1,11 +1,15 @@
 //! The SMS channel over real HTTP: conversation scripts (`tests/sms_conversations/*.toml`)
 //! through every SMS dialect (Kannel `get-url` and `post-url`, signed Twilio-style, JSON)
-//! on both stores, retried webhooks, signatures, and bad input.
+//! on both stores, retried webhooks, signatures, and bad input. One conversation's replies
+//! are pinned in full (`tests/golden/sms/`).
 
 use serde::Deserialize;
 use tamtam::adapters::twilio_signature;
 
-use crate::support::{files, name, redis_url, unique_prefix, Server, TWILIO_TEST_TOKEN};
+use crate::support::checks::fragments;
+use crate::support::golden;
+use crate::support::scripts::{play_scripts, Script};
+use crate::support::{redis_url, script_time, unique_prefix, Server, TWILIO_TEST_TOKEN};
 
 /// The ways an SMS reaches tamtam.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,95 +185,87 @@ struct Step {
     max_segments: Option<usize>,
 }
 
+impl Script for Conversation {
+    type Dialect = Via;
+
+    fn steps(&self) -> usize {
+        self.sms.len()
+    }
+
+    fn inputs(&self) -> Vec<String> {
+        self.sms.iter().map(|s| s.send.clone()).collect()
+    }
+
+    async fn play(
+        &self,
+        server: &Server,
+        via: Via,
+        file: &str,
+        failures: &mut Vec<String>,
+    ) -> Vec<String> {
+        let policy = server
+            .config
+            .tenants
+            .iter()
+            .find(|t| t.sms_codes.contains(&self.to))
+            .map(|t| t.sms_text)
+            .unwrap_or_else(|| panic!("{file}: no tenant for {}", self.to));
+        let mut transcript = Vec::new();
+        for (i, step) in self.sms.iter().enumerate() {
+            let id = format!("{file}-{i}-{via:?}");
+            let sms = send(server, via, &id, &self.msisdn, &self.to, &step.send).await;
+            let at = format!("{file} ({}) [{via:?}] SMS {}", self.description, i + 1);
+            if sms.status != 200 {
+                failures.push(format!("{at}: status {}", sms.status));
+            }
+            fragments(failures, &at, &sms.text, policy, &step.expect, &step.absent);
+            if let Some(e) = &step.encoding {
+                if &sms.encoding != e {
+                    failures.push(format!("{at}: encoding {} instead of {e}", sms.encoding));
+                }
+            }
+            let parts = tamtam::text::sms_segments(&sms.text).count;
+            if let Some(max) = step.max_segments {
+                if parts > max {
+                    failures.push(format!("{at}: {parts} parts, at most {max}"));
+                }
+            }
+            if parts > 3 {
+                failures.push(format!("{at}: {parts} parts, over the tenant's cap of 3"));
+            }
+            transcript.push(sms.text);
+        }
+        transcript
+    }
+}
+
+/// SMS conversations whose every reply is pinned in full under `tests/golden/sms/`.
+const GOLDEN: [&str; 1] = ["moov_sim_dialogue.toml"];
+
+/// Plays every SMS conversation through every SMS dialect (a gateway per dialect:
+/// dialogues are keyed by subscriber and short code), then compares the golden ones.
 async fn play_all<F, Fut>(start: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Server>,
 {
-    let conversations: Vec<(String, Conversation)> = files("tests/sms_conversations", "toml")
-        .into_iter()
-        .map(|p| {
-            let file = name(&p);
-            let c = toml::from_str(&std::fs::read_to_string(&p).unwrap())
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-            (file, c)
-        })
-        .collect();
-    assert!(
-        conversations.len() >= 8,
-        "only {} SMS conversations",
-        conversations.len()
-    );
-    let mut failures = Vec::new();
-    let mut transcripts: Vec<Vec<Vec<String>>> = vec![Vec::new(); conversations.len()];
-    for via in ALL {
-        // A gateway per dialect: dialogues are keyed by subscriber and short code.
-        let server = start().await;
-        for (n, (file, conv)) in conversations.iter().enumerate() {
-            let policy = server
-                .config
-                .tenants
-                .iter()
-                .find(|t| t.sms_codes.contains(&conv.to))
-                .map(|t| t.sms_text)
-                .unwrap_or_else(|| panic!("{file}: no tenant for {}", conv.to));
-            let mut transcript = Vec::new();
-            for (i, step) in conv.sms.iter().enumerate() {
-                let id = format!("{file}-{i}-{via:?}");
-                let sms = send(&server, via, &id, &conv.msisdn, &conv.to, &step.send).await;
-                let at = format!("{file} ({}) [{via:?}] SMS {}", conv.description, i + 1);
-                if sms.status != 200 {
-                    failures.push(format!("{at}: status {}", sms.status));
-                }
-                crate::checks::fragments(
-                    &mut failures,
-                    &at,
-                    &sms.text,
-                    policy,
-                    &step.expect,
-                    &step.absent,
-                );
-                if let Some(e) = &step.encoding {
-                    if &sms.encoding != e {
-                        failures.push(format!("{at}: encoding {} instead of {e}", sms.encoding));
-                    }
-                }
-                let parts = tamtam::text::sms_segments(&sms.text).count;
-                if let Some(max) = step.max_segments {
-                    if parts > max {
-                        failures.push(format!("{at}: {parts} parts, at most {max}"));
-                    }
-                }
-                if parts > 3 {
-                    failures.push(format!("{at}: {parts} parts, over the tenant's cap of 3"));
-                }
-                transcript.push(sms.text);
-            }
-            transcripts[n].push(transcript);
-        }
-        server.stop().await;
+    let played =
+        play_scripts::<Conversation, _, _>("tests/sms_conversations", 8, &ALL, start).await;
+    for file in GOLDEN {
+        let p = played
+            .iter()
+            .find(|p| p.file == file)
+            .unwrap_or_else(|| panic!("golden conversation {file} is missing"));
+        golden::check(
+            &format!("sms/{}.txt", file.trim_end_matches(".toml")),
+            &p.transcript(),
+        );
     }
-    for ((file, _), runs) in conversations.iter().zip(&transcripts) {
-        for (i, run) in runs.iter().enumerate().skip(1) {
-            if run != &runs[0] {
-                failures.push(format!(
-                    "{file}: {:?} differs from {:?}: {run:#?} vs {:#?}",
-                    ALL[i], ALL[0], runs[0]
-                ));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
 
 #[tokio::test]
 async fn sms_conversations_in_memory() {
-    play_all(|| Server::start(None)).await;
+    play_all(|| Server::start_at(None, script_time())).await;
 }
 
 #[tokio::test]
@@ -278,7 +274,7 @@ async fn sms_conversations_on_redis() {
     play_all(|| {
         let prefix = unique_prefix("sms");
         let url = url.clone();
-        async move { Server::start(Some((&url, &prefix))).await }
+        async move { Server::start_at(Some((&url, &prefix)), script_time()).await }
     })
     .await;
 }

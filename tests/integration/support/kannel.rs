@@ -123,7 +123,9 @@ use tokio::time::Instant;
 /// How long any single wait of the harness may take.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How often a log file is polled while waiting for a line in it.
+/// How often a log file is polled while waiting for a line in it. Kannel and fakesmsc are
+/// processes of their own that only write files and logs: there is nothing to be notified
+/// by, so a bounded poll (failing after [`TIMEOUT`]) is the honest wait.
 const POLL: Duration = Duration::from_millis(20);
 
 /// fakesmsc reads stdin with `fgets(buf, 256)`: at most 255 bytes, newline included.

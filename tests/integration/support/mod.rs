@@ -1,5 +1,16 @@
 //! Test support: a gateway on 127.0.0.1:0 with the shipped configuration, and a "phone"
-//! that speaks each USSD dialect over real HTTP.
+//! that speaks each USSD dialect over real HTTP. The gateway is built by
+//! [`tamtam::app::App::build`], the wiring `serve` uses, with a test store, clock and secrets.
+//!
+//! The other support modules: [`checks`] (fragment checks of conversation scripts),
+//! [`scripts`] (the cross-dialect runner), [`golden`] (whole-text golden files), [`kannel`]
+//! (a real Kannel on loopback) and [`outbox_fake`] (fake SMS providers, the real binary).
+
+pub mod checks;
+pub mod golden;
+pub mod kannel;
+pub mod outbox_fake;
+pub mod scripts;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,10 +18,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tamtam::adapters::Dialect;
+use tamtam::app::{App, Options};
 use tamtam::config::{Config, Overrides};
 use tamtam::gateway::{load_tenants, Gateway, Tenant};
 use tamtam::message::dial_parts;
-use tamtam::server::{router, serve, AppState};
 use tamtam::session::{MemoryStore, RedisStore, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -56,6 +67,38 @@ pub fn shipped_tenants(config: &Config) -> Vec<Tenant> {
     tenants.unwrap_or_else(|| panic!("shipped menus: {problems:#?}"))
 }
 
+/// The options of a test gateway: no outbox worker (tests look at what was queued), and
+/// the Twilio token [`TWILIO_TEST_TOKEN`] as the only secret.
+pub fn test_options() -> Options {
+    Options {
+        store: None,
+        clock: None,
+        worker: false,
+        secrets: Arc::new(|name| {
+            (name == tamtam::server::TWILIO_TOKEN_ENV).then(|| TWILIO_TEST_TOKEN.to_string())
+        }),
+    }
+}
+
+/// The shipped configuration and a session store: memory, or Redis under `prefix`.
+fn config_and_store(redis: Option<(&str, &str)>) -> (Config, Store) {
+    let mut config = shipped_config(redis.map(|(url, _)| url.to_string()));
+    let store = match redis {
+        Some((url, prefix)) => {
+            config.session.key_prefix = prefix.to_string();
+            Store::Redis(RedisStore::open(url, config.session.redis_timeout).unwrap())
+        }
+        None => Store::Memory(MemoryStore::new()),
+    };
+    (config, store)
+}
+
+/// When conversation scripts happen: Monday 10:00 in Nouméa, when every service with
+/// opening hours is open.
+pub fn script_time() -> i64 {
+    noumea(0, 10, 0)
+}
+
 /// A running gateway.
 pub struct Server {
     pub base: String,
@@ -69,45 +112,63 @@ pub struct Server {
 impl Server {
     /// Starts the shipped configuration with `store` (memory, or Redis under `prefix`).
     pub async fn start(redis: Option<(&str, &str)>) -> Server {
-        let mut config = shipped_config(redis.map(|(url, _)| url.to_string()));
-        let store = match redis {
-            Some((url, prefix)) => {
-                config.session.key_prefix = prefix.to_string();
-                Store::Redis(RedisStore::open(url, config.session.redis_timeout).unwrap())
-            }
-            None => Store::Memory(MemoryStore::new()),
-        };
+        let (config, store) = config_and_store(redis);
         Server::start_with(config, store).await
     }
 
-    /// Starts `config` with `store`.
-    pub async fn start_with(config: Config, store: Store) -> Server {
-        let tenants = shipped_tenants(&config);
-        // An outbound queue like the gateway's own (Redis when the config has it), but no
-        // worker: tests look at what was queued.
-        let outbox = tamtam::cli::open_outbox(&config).expect("outbox");
-        let gateway = Gateway::new(tenants, &config, store).with_outbox(outbox.clone());
-        Server::serve_gateway(config, gateway, outbox).await
+    /// Like [`Server::start`], with the clock stopped at `unix_seconds`, so that what
+    /// opening hours show never depends on when the test runs.
+    pub async fn start_at(redis: Option<(&str, &str)>, unix_seconds: i64) -> Server {
+        let (config, store) = config_and_store(redis);
+        let options = Options {
+            store: Some(store),
+            clock: Some(tamtam::gateway::Clock(Arc::new(move || unix_seconds))),
+            ..test_options()
+        };
+        Server::build(config, options).await
     }
 
-    /// Serves `gateway` on an ephemeral loopback port.
+    /// Starts `config` with `store`, wired as `serve` wires it ([`App::build`]) but
+    /// without the outbox worker: tests look at what was queued.
+    pub async fn start_with(config: Config, store: Store) -> Server {
+        Server::build(
+            config,
+            Options {
+                store: Some(store),
+                ..test_options()
+            },
+        )
+        .await
+    }
+
+    /// Builds the shipped tenants under `config` with `options`, and serves them.
+    pub async fn build(config: Config, options: Options) -> Server {
+        let tenants = shipped_tenants(&config);
+        let app = App::build(&config, tenants, options).expect("the test gateway builds");
+        Server::serve_app(config, app).await
+    }
+
+    /// Serves `gateway` (built by hand) on an ephemeral loopback port, with `outbox`.
     pub async fn serve_gateway(
         config: Config,
         gateway: Gateway,
         outbox: tamtam::outbox::Outbox,
     ) -> Server {
-        let state = Arc::new(AppState::new(
-            gateway,
-            config.max_body_bytes,
-            &config.senders,
-        ));
-        let app = router(state, &config.channels, &|name| {
-            (name == tamtam::server::TWILIO_TOKEN_ENV).then(|| TWILIO_TEST_TOKEN.to_string())
-        });
+        let gateway = gateway.with_outbox(outbox);
+        let app = App::from_gateway(&config, gateway, false, &*test_options().secrets);
+        Server::serve_app(config, app).await
+    }
+
+    /// Serves `app` on an ephemeral loopback port until the test stops it.
+    async fn serve_app(config: Config, app: App) -> Server {
+        let outbox = app
+            .outbox
+            .clone()
+            .expect("the shipped configuration has senders, so an outbound queue");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(serve(listener, app, async {
+        let handle = tokio::spawn(app.serve(listener, async {
             let _ = rx.await;
         }));
         Server {
@@ -433,13 +494,7 @@ pub fn noumea(weekday: i64, hour: i64, minute: i64) -> i64 {
 impl Server {
     /// The shipped configuration in memory, with the clock stopped at `unix_seconds`.
     pub async fn start_at_time(unix_seconds: i64) -> Server {
-        let config = shipped_config(None);
-        let tenants = shipped_tenants(&config);
-        let outbox = tamtam::cli::open_outbox(&config).expect("outbox");
-        let gateway = Gateway::new(tenants, &config, Store::Memory(MemoryStore::new()))
-            .with_outbox(outbox.clone())
-            .with_clock(tamtam::gateway::Clock(Arc::new(move || unix_seconds)));
-        Server::serve_gateway(config, gateway, outbox).await
+        Server::start_at(None, unix_seconds).await
     }
 }
 
