@@ -22,9 +22,6 @@ use crate::server::shutdown_signal;
 use crate::session::{MemoryStore, Store};
 use crate::text;
 
-// compat: remove at integration (the wiring helpers moved to the composition root).
-pub use crate::app::{open_outbox, worker_settings};
-
 /// tamtam: SMS/USSD self-service gateway.
 #[derive(Debug, Parser)]
 #[command(name = "tamtam", version, about)]

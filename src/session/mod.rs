@@ -15,9 +15,6 @@ use std::time::Duration;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
-// compat: remove at integration (the records moved to the gateway; tests import them here).
-pub use crate::gateway::records::{SessionRecord, StateRecord};
-
 /// A store failure (Redis unreachable, timed out, or answered nonsense).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -59,6 +59,3 @@ mod kannel_e2e;
 // Support code (not tests): the test gateway and phones, the script runner, golden files,
 // a real Kannel, fake providers.
 mod support;
-
-// compat: the support modules' old paths, so test files not yet updated keep compiling.
-use support::{kannel, outbox_fake};

@@ -6,11 +6,11 @@ use tamtam::adapters::Dialect;
 use tamtam::config::Channel;
 use tamtam::outbox::SenderKind;
 
-use crate::outbox_fake::{
-    get_message, json_statuses, post_form, wait_message, Answer, FakeProvider, TIMEOUT,
-};
 use crate::outbox_worker::{sender, Worker};
 use crate::sms::{send, Via};
+use crate::support::outbox_fake::{
+    get_message, json_statuses, post_form, wait_message, Answer, FakeProvider, TIMEOUT,
+};
 use crate::support::Server;
 
 /// The reply the gateway gives `text` to `to` on its synchronous JSON dialect, from
@@ -231,7 +231,7 @@ async fn jasmin_incoming_sms_is_acknowledged_and_answered_through_the_sender_onc
 #[tokio::test]
 async fn an_incoming_sms_that_cannot_be_queued_is_refused_with_a_503() {
     // The queue's Redis is a port where nothing listens; sessions are in memory.
-    let nobody = crate::outbox_fake::RefusingPort::new("");
+    let nobody = crate::support::outbox_fake::RefusingPort::new("");
     let redis_nowhere = nobody.url.replace("http://", "redis://");
     let mut config = crate::support::shipped_config(None);
     crate::support::mount(

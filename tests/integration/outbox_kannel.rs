@@ -8,9 +8,9 @@
 
 use tamtam::outbox::SenderKind;
 
-use crate::kannel::{Kannel, KannelMode};
-use crate::outbox_fake::{json_statuses, wait_message};
 use crate::outbox_worker::{gateway_with, out, sender, Worker};
+use crate::support::kannel::{Kannel, KannelMode};
+use crate::support::outbox_fake::{json_statuses, wait_message};
 
 #[tokio::test]
 async fn kannel_sends_to_the_phone_and_reports_delivery() {

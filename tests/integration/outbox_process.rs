@@ -12,17 +12,17 @@ use std::time::Duration;
 use tamtam::outbox::{event, now_ms};
 use tokio::time::Instant;
 
-use crate::outbox_fake::{
+use crate::outbox_queue::{message, redis_queue};
+use crate::support::outbox_fake::{
     child_config, http_sender_toml, jasmin_channel_toml, jasmin_mo, json_statuses, tamtam_bin,
     wait_message, Answer, FakeProvider, GatewayProcess, TempDir, TIMEOUT,
 };
-use crate::outbox_queue::{message, redis_queue};
 use crate::support::{redis_url, unique_prefix};
 
 const TTL: Duration = Duration::from_secs(3600);
 
 /// The fake answers 200 with `{"id": "p-<our id>"}`.
-fn ok(c: &crate::outbox_fake::Captured) -> Answer {
+fn ok(c: &crate::support::outbox_fake::Captured) -> Answer {
     Answer::json(
         200,
         &serde_json::json!({"id": format!("p-{}", c.message_id())}).to_string(),
@@ -168,7 +168,7 @@ async fn two_gateway_processes_share_one_queue_without_duplicates() {
     assert_eq!(ids.len(), N, "{N} sends in total");
     assert_eq!(distinct.len(), N, "each message once");
     for id in &ids {
-        let (_, v) = crate::outbox_fake::get_message(&one.base, id).await;
+        let (_, v) = crate::support::outbox_fake::get_message(&one.base, id).await;
         assert_eq!(json_statuses(&v), ["accepted", "sent"], "{v}");
     }
 }

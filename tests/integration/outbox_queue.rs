@@ -9,7 +9,7 @@ use std::time::Duration;
 use tamtam::outbox::{event, now_ms, MemoryQueue, OutMessage, Queue, RedisQueue};
 use tokio::time::Instant;
 
-use crate::outbox_fake::{statuses, TIMEOUT};
+use crate::support::outbox_fake::{statuses, TIMEOUT};
 use crate::support::{redis_url, unique_prefix};
 
 const TTL: Duration = Duration::from_secs(3600);

@@ -15,11 +15,11 @@ use tamtam::session::{RedisStore, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::outbox_fake::{
+use crate::outbox_queue::redis_queue;
+use crate::support::outbox_fake::{
     get_message, json_statuses, post_form, statuses, wait_last, Answer, FakeProvider, RefusingPort,
     TIMEOUT,
 };
-use crate::outbox_queue::redis_queue;
 use crate::support::{redis_url, shipped_config, unique_prefix, Server};
 
 /// A worker running in a task, stopped through its `watch`.

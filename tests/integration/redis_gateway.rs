@@ -149,7 +149,7 @@ async fn every_key_written_has_a_ttl_and_an_ended_session_keeps_only_its_last_sc
             .query_async(&mut conn)
             .await
             .unwrap();
-        if let Some(rec) = tamtam::session::SessionRecord::from_bytes(&value) {
+        if let Some(rec) = tamtam::gateway::records::SessionRecord::from_bytes(&value) {
             if rec.reply.end {
                 assert!(
                     rec.state.is_none(),

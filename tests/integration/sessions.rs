@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use tamtam::session::{keys, MemoryStore, RedisStore, SessionRecord, StateRecord, Store, Write};
+use tamtam::gateway::records::{SessionRecord, StateRecord};
+use tamtam::session::{keys, MemoryStore, RedisStore, Store, Write};
 
 use crate::support::{redis_url, shipped_config, shipped_tenants, unique_prefix};
 
