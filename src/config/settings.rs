@@ -18,16 +18,16 @@ pub const ENDED_TTL: Duration = Duration::from_secs(30);
 pub const SMS_TTL: Duration = Duration::from_secs(15 * 60);
 /// `[session] dedupe_ttl_secs`: a webhook's message id is remembered this long.
 pub const DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
-/// `[session] key_prefix`.
+/// `[session] key_prefix`: several gateways can share one Redis under different prefixes.
 pub const KEY_PREFIX: &str = "tamtam";
-/// `[session] redis_timeout_ms`.
+/// `[session] redis_timeout_ms`: one Redis command, sessions and outbound queue alike.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// `[outbox] base_backoff_ms`: the first retry's delay; each further one doubles it.
 pub const BASE_BACKOFF: Duration = Duration::from_secs(1);
 /// `[outbox] max_backoff_ms`: the longest delay between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// `[outbox] claim_after_secs`.
+/// `[outbox] claim_after_secs`: longer than any send can take.
 pub const CLAIM_AFTER: Duration = Duration::from_secs(60);
 /// `[outbox] status_ttl_secs`: a week.
 pub const STATUS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -70,7 +70,8 @@ pub struct SessionSettings {
     pub dedupe_ttl: Duration,
     /// Prefix of every Redis key, so several gateways can share one Redis.
     pub key_prefix: String,
-    /// The most one session read or write may take before the hop gives up.
+    /// The most one Redis command may take (connecting included), for sessions and the
+    /// outbound queue: a stuck Redis never wedges a hop, which answers `unavailable`.
     pub redis_timeout: Duration,
 }
 
