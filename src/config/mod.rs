@@ -496,6 +496,56 @@ unknown = 1
         );
     }
 
+    /// The options serde knows for the table `table` (written as TOML), read from its
+    /// "unknown field" message: the list stays right when a field is added.
+    fn options_of(prefix: &str) -> Vec<String> {
+        let text = format!("{prefix}surely_not_an_option = 1\n");
+        let e = toml::from_str::<RawConfig>(&text).unwrap_err();
+        let message = e.message();
+        assert!(message.starts_with("unknown field"), "{message}");
+        message
+            .split('`')
+            .skip(3)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_option_the_code_reads_is_documented_in_the_shipped_file() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/tamtam.toml"))
+                .unwrap();
+        let mut options = Vec::new();
+        for prefix in [
+            "",
+            "[session]\n",
+            "[outbox]\n",
+            "[[channel]]\n",
+            "[[tenant]]\n",
+            "[[sender]]\nname = \"s\"\nkind = \"http\"\nurl = \"http://x\"\n",
+        ] {
+            let found = options_of(prefix);
+            assert!(found.len() >= 4, "{prefix}: {found:?}");
+            options.extend(found);
+        }
+        for kind in crate::data::SOURCE_KINDS {
+            options.extend(
+                crate::data::source_options(kind)
+                    .unwrap()
+                    .iter()
+                    .map(|o| o.to_string()),
+            );
+        }
+        for option in options {
+            let written = shipped.contains(&format!("\n{option} ="))
+                || shipped.contains(&format!("# {option} ="))
+                || shipped.contains(&format!("{option}]]"))
+                || shipped.contains(&format!("[{option}]"));
+            assert!(written, "`{option}` is not in config/tamtam.toml");
+        }
+    }
+
     #[test]
     fn line_and_column_count_lines_and_characters_from_one() {
         let text = "ab\nçd\n\nx";

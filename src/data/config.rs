@@ -1,7 +1,8 @@
 //! What every data source's configuration shares: a `[[tenant.source]]` table as written
 //! ([`RawSource`]), what checking one needs from the rest of the configuration
-//! ([`SourceContext`]), and the checks more than one kind applies (options that belong to
-//! another kind, `timeout_ms`, `fields`).
+//! ([`SourceContext`]), the `fields` mapping ([`FieldMap`]), and the checks more than one
+//! kind applies (options that belong to another kind, `timeout_ms`, `fields`). It imports
+//! nothing from the kinds, which import it.
 //!
 //! Each kind owns its configuration type, its defaults and its own checks, in its file
 //! (`file.rs`, `redis.rs`, `http.rs`), as outbox senders do; `mod.rs` dispatches on `kind`
@@ -14,7 +15,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{is_field_name, FieldMap};
+/// A menu field name and where its value comes from (a hash field, a JSON Pointer).
+pub type FieldMap = Vec<(String, String)>;
+
+/// True when `name` can be a menu placeholder (`{minutes}`): letters, digits and `_`.
+pub fn is_field_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// A `[[tenant.source]]` as written. Options of every kind are read here; which apply to
 /// which kind, and unknown ones (`rest`), are checked by [`super::check_source`] so that

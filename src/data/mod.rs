@@ -38,13 +38,10 @@ use serde_json::Value;
 use crate::menu::LookupOutcome;
 
 pub use self::breaker::BreakerState;
-pub use self::config::{resolve_path, RawSource, SourceContext};
+pub use self::config::{is_field_name, resolve_path, FieldMap, RawSource, SourceContext};
 pub use self::file::FileSource;
 pub use self::http::{HttpSource, HttpSourceConfig, HTTP_SOURCE_TIMEOUT};
 pub use self::redis::{RedisSource, RedisSourceConfig, REDIS_SOURCE_TIMEOUT};
-
-/// A menu field name and where its value comes from (a hash field, a JSON Pointer).
-pub type FieldMap = Vec<(String, String)>;
 
 /// A configured data source.
 #[derive(Debug, Clone)]
@@ -125,19 +122,29 @@ impl SourceConfig {
     }
 }
 
+/// The kinds of data source, as written in `kind`.
+pub const SOURCE_KINDS: &[&str] = &["file", "redis", "http"];
+
+/// The options a kind of source takes (`name` and `kind` aside); `None` for an unknown kind.
+pub fn source_options(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "file" => Some(file::OPTIONS),
+        "redis" => Some(redis::OPTIONS),
+        "http" => Some(http::OPTIONS),
+        _ => None,
+    }
+}
+
 /// Checks one `[[tenant.source]]`: options of another kind and unknown ones, then the
 /// kind's own checks. Every problem comes back, each prefixed with the source's name.
 pub fn check_source(s: RawSource, cx: &SourceContext) -> Result<SourceConfig, Vec<String>> {
-    let options = match s.kind.as_str() {
-        "file" => file::OPTIONS,
-        "redis" => redis::OPTIONS,
-        "http" => http::OPTIONS,
-        other => {
-            return Err(vec![format!(
-                "data source `{}`: unknown kind `{other}` (expected file, redis or http)",
-                s.name
-            )])
-        }
+    let Some(options) = source_options(&s.kind) else {
+        return Err(vec![format!(
+            "data source `{}`: unknown kind `{}` (expected {})",
+            s.name,
+            s.kind,
+            SOURCE_KINDS.join(", ").replacen(", http", " or http", 1)
+        )]);
     };
     let mut problems = s.misplaced(options);
     let source = match s.kind.as_str() {
@@ -417,11 +424,6 @@ pub fn check_json_pointer(pointer: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// True when `name` can be a menu placeholder (`{minutes}`): letters, digits and `_`.
-pub fn is_field_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
