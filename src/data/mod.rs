@@ -9,7 +9,7 @@
 //!   (`breaker.rs`) and a short cache (`cache.rs`) ([`HttpSource`]).
 //!
 //! `config.rs` holds what their configurations share (the table as written, the checking
-//! context); this file holds the two closed enums over the kinds ([`SourceConfig`] as
+//! context, the `fields` mapping); this file holds the two closed enums over the kinds ([`SourceConfig`] as
 //! configured, [`Source`] ready to look up), the dispatch of checks on `kind`
 //! ([`check_source`]), and what the kinds share: key templates (`conso:{key}`), `${NAME}`
 //! environment expansion, [`Secret`] values and the rendering of JSON values as text.
@@ -140,10 +140,8 @@ pub fn source_options(kind: &str) -> Option<&'static [&'static str]> {
 pub fn check_source(s: RawSource, cx: &SourceContext) -> Result<SourceConfig, Vec<String>> {
     let Some(options) = source_options(&s.kind) else {
         return Err(vec![format!(
-            "data source `{}`: unknown kind `{}` (expected {})",
-            s.name,
-            s.kind,
-            SOURCE_KINDS.join(", ").replacen(", http", " or http", 1)
+            "data source `{}`: unknown kind `{}` (expected file, redis or http)",
+            s.name, s.kind
         )]);
     };
     let mut problems = s.misplaced(options);
