@@ -15,17 +15,191 @@
 //!
 //! A short **cache** (`cache_ms`, off by default) keeps found and missing answers per key,
 //! `cache_entries` at most, oldest first out; failures are never cached.
+//!
+//! The breaker and the cache are in `breaker.rs` and `cache.rs`, tested on tokio's paused
+//! clock. This file holds the source, its configuration ([`HttpSourceConfig`]), the one copy
+//! of its defaults, and its checks.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
-use super::{json_fields, FieldMap, KeyTemplate};
-use crate::config::HttpSourceConfig;
+use super::breaker::{Breaker, BreakerState};
+use super::cache::Cache;
+use super::config::{RawSource, SourceContext};
+use super::{
+    check_json_pointer, expand_env, field_names, json_fields, FieldMap, KeyTemplate, Secret,
+};
 use crate::menu::LookupOutcome;
+
+/// Default `timeout_ms` of an `http` source.
+pub const HTTP_SOURCE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Default `retries`.
+pub const DEFAULT_RETRIES: u32 = 1;
+/// The most `retries` allowed: more would only split the time budget into useless slivers.
+pub const MAX_RETRIES: u32 = 5;
+/// Default `not_found`.
+pub const DEFAULT_NOT_FOUND: &[u16] = &[404];
+/// Default `breaker_failures`.
+pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
+/// Default `breaker_open_ms`.
+pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(30);
+/// Default `cache_ms`: no cache.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::ZERO;
+/// Default `cache_entries`.
+pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
+
+/// The options an `http` source takes.
+pub(super) const OPTIONS: &[&str] = &[
+    "url",
+    "headers",
+    "timeout_ms",
+    "retries",
+    "fields",
+    "not_found",
+    "breaker_failures",
+    "breaker_open_ms",
+    "cache_ms",
+    "cache_entries",
+];
+
+/// An `http` source: `GET` of `url` (the key percent-encoded in it), JSON back.
+#[derive(Debug, Clone)]
+pub struct HttpSourceConfig {
+    pub name: String,
+    pub url: KeyTemplate,
+    /// Header name and value, `${NAME}` already read from the environment.
+    pub headers: Vec<(String, Secret)>,
+    /// The whole lookup, retries included.
+    pub timeout: Duration,
+    /// Further attempts after a connect error, a timeout or a 5xx.
+    pub retries: u32,
+    /// Menu field name to JSON Pointer; `None`: every top-level member as is.
+    pub fields: Option<FieldMap>,
+    /// Statuses that mean "no such subscriber".
+    pub not_found: Vec<u16>,
+    /// Failed lookups in a row that open the circuit breaker; 0: no breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before a trial lookup.
+    pub breaker_open: Duration,
+    /// How long found and missing answers are kept; zero: no cache.
+    pub cache_ttl: Duration,
+    /// The most answers kept.
+    pub cache_entries: usize,
+}
+
+impl HttpSourceConfig {
+    /// A source with the defaults (the `DEFAULT_*` constants above, and
+    /// [`HTTP_SOURCE_TIMEOUT`]): every top-level member as a field, no header.
+    pub fn new(name: &str, url: &str) -> Result<HttpSourceConfig, String> {
+        Ok(HttpSourceConfig {
+            name: name.to_string(),
+            url: KeyTemplate::parse(url)?,
+            headers: Vec::new(),
+            timeout: HTTP_SOURCE_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            fields: None,
+            not_found: DEFAULT_NOT_FOUND.to_vec(),
+            breaker_failures: DEFAULT_BREAKER_FAILURES,
+            breaker_open: DEFAULT_BREAKER_OPEN,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            cache_entries: DEFAULT_CACHE_ENTRIES,
+        })
+    }
+}
+
+/// Checks a `kind = "http"` source (options of other kinds are checked by the caller).
+/// Header values have `${NAME}` read through `cx.env`; messages never show a value.
+pub(super) fn check(
+    s: &RawSource,
+    cx: &SourceContext,
+    problems: &mut Vec<String>,
+) -> Option<HttpSourceConfig> {
+    let timeout = s.timeout(HTTP_SOURCE_TIMEOUT, cx, problems);
+    let fields = s.fields(problems, check_json_pointer);
+    let url = match s.url.as_deref() {
+        None => {
+            problems.push(
+                "an http source needs `url`, such as \"https://billing.example/v1/usage/{key}\""
+                    .into(),
+            );
+            None
+        }
+        Some(u) => check_url(u).map_err(|e| problems.push(e)).ok(),
+    };
+    let mut headers = Vec::new();
+    for (name, value) in s.headers.iter().flatten() {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(format!("`headers`: `{name}` is not a header name"));
+        }
+        match expand_env(value, cx.env) {
+            Ok(v) => {
+                // The value may be a secret: the message never shows it.
+                if HeaderValue::from_str(&v).is_err() {
+                    problems.push(format!(
+                        "`headers.{name}`: the value holds characters a header cannot carry"
+                    ));
+                }
+                headers.push((name.clone(), Secret::new(v)));
+            }
+            Err(es) => problems.extend(es.into_iter().map(|e| format!("`headers.{name}`: {e}"))),
+        }
+    }
+    let retries = s.retries.unwrap_or(DEFAULT_RETRIES);
+    if retries > MAX_RETRIES {
+        problems.push(format!("`retries` must be between 0 and {MAX_RETRIES}"));
+    }
+    let not_found = s
+        .not_found
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NOT_FOUND.to_vec());
+    for status in &not_found {
+        if !(100..=599).contains(status) || (200..=299).contains(status) {
+            problems.push(format!(
+                "`not_found`: {status} is not an HTTP status meaning \"no record\" (100 to 599, not 2xx)"
+            ));
+        }
+    }
+    let breaker_failures = s.breaker_failures.unwrap_or(DEFAULT_BREAKER_FAILURES);
+    let breaker_open = s
+        .breaker_open_ms
+        .map_or(DEFAULT_BREAKER_OPEN, Duration::from_millis);
+    if breaker_failures > 0 && breaker_open.is_zero() {
+        problems.push("`breaker_open_ms` must be at least 1 (set `breaker_failures = 0` to turn the breaker off)".into());
+    }
+    let cache_entries = s.cache_entries.unwrap_or(DEFAULT_CACHE_ENTRIES);
+    if cache_entries == 0 {
+        problems.push(
+            "`cache_entries` must be at least 1 (set `cache_ms = 0` to turn the cache off)".into(),
+        );
+    }
+    Some(HttpSourceConfig {
+        name: s.name.clone(),
+        url: url?,
+        headers,
+        timeout,
+        retries,
+        fields,
+        not_found,
+        breaker_failures,
+        breaker_open,
+        cache_ttl: s.cache_ms.map_or(DEFAULT_CACHE_TTL, Duration::from_millis),
+        cache_entries,
+    })
+}
+
+/// Checks `url`: a key template that gives an http:// or https:// URL.
+fn check_url(u: &str) -> Result<KeyTemplate, String> {
+    let t = KeyTemplate::parse(u).map_err(|e| format!("`url`: {e}"))?;
+    let parsed = reqwest::Url::parse(&t.render_url("0"))
+        .map_err(|e| format!("`url`: `{u}` is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("`url`: `{u}` is not an http:// or https:// URL"));
+    }
+    Ok(t)
+}
 
 /// The largest response body read; a larger one fails the lookup.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -76,7 +250,7 @@ impl HttpSource {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let cache = (!config.cache_ttl.is_zero())
-            .then(|| Mutex::new(Cache::new(config.cache_ttl, config.cache_entries.max(1))));
+            .then(|| Mutex::new(Cache::new(config.cache_ttl, config.cache_entries)));
         Ok(HttpSource {
             tenant: tenant.to_string(),
             name: config.name.clone(),
@@ -94,24 +268,12 @@ impl HttpSource {
 
     /// The menu fields records carry, when a mapping names them.
     pub fn fields(&self) -> Vec<String> {
-        self.fields
-            .iter()
-            .flatten()
-            .map(|(name, _)| name.clone())
-            .collect()
+        field_names(self.fields.as_ref())
     }
 
     /// Where the circuit breaker stands now.
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
-    }
-
-    /// Waits until an open breaker lets a trial lookup through (at once when it is not
-    /// open). For tests and tools: the wait is the breaker's own deadline, not a guess.
-    pub async fn breaker_half_open(&self) {
-        while let Some(until) = self.breaker.open_until() {
-            tokio::time::sleep_until(until).await;
-        }
     }
 
     /// Looks the key up: cache, breaker, then the API.
@@ -257,287 +419,122 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-/// Where a circuit breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Requests go through.
-    Closed,
-    /// Lookups fail at once, without a request.
-    Open,
-    /// The open period is over: the next lookup is a trial (or one is under way).
-    HalfOpen,
-}
-
-#[derive(Debug)]
-struct Breaker {
-    /// Failed lookups in a row that open it; 0 turns the breaker off.
-    threshold: u32,
-    open_for: Duration,
-    state: Mutex<Inner>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Inner {
-    Closed {
-        failures: u32,
-    },
-    Open {
-        until: Instant,
-    },
-    /// A trial lookup is under way; others fail at once.
-    Trial,
-}
-
-impl Breaker {
-    fn new(threshold: u32, open_for: Duration) -> Breaker {
-        Breaker {
-            threshold,
-            open_for,
-            state: Mutex::new(Inner::Closed { failures: 0 }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn state(&self) -> BreakerState {
-        match *self.lock() {
-            Inner::Closed { .. } => BreakerState::Closed,
-            Inner::Open { until } if Instant::now() < until => BreakerState::Open,
-            Inner::Open { .. } | Inner::Trial => BreakerState::HalfOpen,
-        }
-    }
-
-    fn open_until(&self) -> Option<Instant> {
-        match *self.lock() {
-            Inner::Open { until } if Instant::now() < until => Some(until),
-            _ => None,
-        }
-    }
-
-    /// Lets a lookup through, or not (open, or a trial under way).
-    fn admit<'a>(&'a self, tenant: &'a str, source: &'a str) -> Option<Ticket<'a>> {
-        let mut state = self.lock();
-        let trial = match *state {
-            Inner::Closed { .. } => false,
-            Inner::Open { until } if Instant::now() >= until => {
-                *state = Inner::Trial;
-                true
-            }
-            Inner::Open { .. } | Inner::Trial => return None,
-        };
-        Some(Ticket {
-            breaker: self,
-            tenant,
-            source,
-            trial,
-            done: false,
-        })
-    }
-
-    fn record(&self, ok: bool, tenant: &str, source: &str) {
-        if self.threshold == 0 {
-            return;
-        }
-        let mut state = self.lock();
-        match (*state, ok) {
-            (Inner::Closed { .. }, true) => *state = Inner::Closed { failures: 0 },
-            (Inner::Open { .. } | Inner::Trial, true) => {
-                *state = Inner::Closed { failures: 0 };
-                tracing::info!(
-                    tenant = %tenant,
-                    source = %source,
-                    kind = "http",
-                    "circuit breaker closed: the source answers again"
-                );
-            }
-            (Inner::Closed { failures }, false) => {
-                let failures = failures + 1;
-                if failures >= self.threshold {
-                    *state = Inner::Open {
-                        until: Instant::now() + self.open_for,
-                    };
-                    tracing::warn!(
-                        tenant = %tenant,
-                        source = %source,
-                        kind = "http",
-                        failures,
-                        open_ms = u64::try_from(self.open_for.as_millis()).unwrap_or(u64::MAX),
-                        "circuit breaker open: lookups fail at once until a trial succeeds"
-                    );
-                } else {
-                    *state = Inner::Closed { failures };
-                }
-            }
-            (Inner::Trial, false) => {
-                *state = Inner::Open {
-                    until: Instant::now() + self.open_for,
-                };
-                tracing::debug!(
-                    tenant = %tenant,
-                    source = %source,
-                    kind = "http",
-                    "circuit breaker trial failed: open again"
-                );
-            }
-            // A lookup let through before the breaker opened: it stays open as it is.
-            (Inner::Open { .. }, false) => {}
-        }
-    }
-}
-
-/// A lookup let through by the breaker; it must say how it went. A trial dropped without a
-/// word (its hop was cancelled) counts as a failure, so the breaker never stays half-open.
-struct Ticket<'a> {
-    breaker: &'a Breaker,
-    tenant: &'a str,
-    source: &'a str,
-    trial: bool,
-    done: bool,
-}
-
-impl Ticket<'_> {
-    fn success(&mut self) {
-        self.done = true;
-        self.breaker.record(true, self.tenant, self.source);
-    }
-
-    fn failure(&mut self) {
-        self.done = true;
-        self.breaker.record(false, self.tenant, self.source);
-    }
-}
-
-impl Drop for Ticket<'_> {
-    fn drop(&mut self) {
-        if !self.done && self.trial {
-            self.breaker.record(false, self.tenant, self.source);
-        }
-    }
-}
-
-/// Found and missing answers per key, for `ttl`, `capacity` at most.
-#[derive(Debug)]
-struct Cache {
-    ttl: Duration,
-    capacity: usize,
-    entries: HashMap<String, (Instant, LookupOutcome)>,
-    /// Keys in the order they were stored, with their expiry: the oldest goes first.
-    order: VecDeque<(String, Instant)>,
-}
-
-impl Cache {
-    fn new(ttl: Duration, capacity: usize) -> Cache {
-        Cache {
-            ttl,
-            capacity,
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn get(&mut self, key: &str, now: Instant) -> Option<LookupOutcome> {
-        match self.entries.get(key) {
-            Some((expires, outcome)) if *expires > now => Some(outcome.clone()),
-            Some(_) => {
-                self.entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn put(&mut self, key: &str, outcome: LookupOutcome, now: Instant) {
-        // Expired entries first, then the oldest while full. An `order` entry whose expiry
-        // differs from the stored one is stale (the key was stored again): just dropped.
-        while let Some((k, expires)) = self.order.front() {
-            let full = self.entries.len() >= self.capacity || self.order.len() >= 2 * self.capacity;
-            if *expires > now && !full {
-                break;
-            }
-            if self.entries.get(k).is_some_and(|(e, _)| e == expires) {
-                self.entries.remove(k);
-            }
-            self.order.pop_front();
-        }
-        let expires = now + self.ttl;
-        self.entries.insert(key.to_string(), (expires, outcome));
-        self.order.push_back((key.to_string(), expires));
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::config::{check_toml, no_env};
+    use super::super::SourceConfig;
     use super::*;
 
-    fn found(v: &str) -> LookupOutcome {
-        LookupOutcome::Found(vec![("x".into(), v.into())])
-    }
-
     #[test]
-    fn the_cache_expires_entries_and_stays_bounded() {
-        let t0 = Instant::now();
-        let mut c = Cache::new(Duration::from_secs(10), 3);
-        c.put("a", found("1"), t0);
-        c.put("b", LookupOutcome::Missing, t0);
-        assert_eq!(c.get("a", t0), Some(found("1")));
-        assert_eq!(c.get("b", t0), Some(LookupOutcome::Missing));
-        assert_eq!(c.get("a", t0 + Duration::from_secs(10)), None);
-        c.put("c", found("3"), t0);
-        c.put("d", found("4"), t0);
-        c.put("e", found("5"), t0);
-        assert!(c.entries.len() <= 3, "{c:?}");
-        assert_eq!(c.get("e", t0), Some(found("5")));
-        // Many keys: never more than the capacity.
-        for i in 0..100 {
-            c.put(&i.to_string(), found("n"), t0 + Duration::from_millis(i));
-            assert!(c.entries.len() <= 3 && c.order.len() <= 6, "{c:?}");
-        }
+    fn an_http_source_reads_its_options_with_defaults() {
+        let text = r#"
+name = "conso"
+kind = "http"
+url = "https://billing.example/v1/usage/{msisdn}"
+headers = { Authorization = "Bearer ${BILLING_TOKEN}", X-Operator = "opt" }
+fields = { minutes = "/usage/voice/minutes", credit = "/balance" }
+"#;
+        let env = |n: &str| (n == "BILLING_TOKEN").then(|| "s3cret".to_string());
+        let Ok(SourceConfig::Http(h)) = check_toml(text, None, &env) else {
+            panic!("an http source")
+        };
         assert_eq!(
-            c.get("99", t0 + Duration::from_millis(99)),
-            Some(found("n"))
+            h.url.render_url("+687700001"),
+            "https://billing.example/v1/usage/%2B687700001"
+        );
+        assert_eq!(h.headers[0].0, "Authorization");
+        assert_eq!(h.headers[0].1.expose(), "Bearer s3cret");
+        assert_eq!(h.headers[1].1.expose(), "opt");
+        assert!(!format!("{h:?}").contains("s3cret"), "{h:?}");
+        assert_eq!(h.timeout, Duration::from_millis(1500));
+        assert_eq!(h.retries, 1);
+        assert_eq!(h.not_found, vec![404]);
+        assert_eq!(h.breaker_failures, 5);
+        assert_eq!(h.breaker_open, Duration::from_secs(30));
+        assert_eq!(h.cache_ttl, Duration::ZERO);
+        assert_eq!(h.cache_entries, 10_000);
+        let d = HttpSourceConfig::new("conso", "http://x/{key}").unwrap();
+        assert_eq!(
+            (
+                d.timeout,
+                d.retries,
+                d.not_found,
+                d.breaker_failures,
+                d.breaker_open,
+                d.cache_ttl,
+                d.cache_entries
+            ),
+            (
+                h.timeout,
+                h.retries,
+                h.not_found.clone(),
+                h.breaker_failures,
+                h.breaker_open,
+                h.cache_ttl,
+                h.cache_entries
+            )
         );
     }
 
     #[test]
-    fn the_breaker_opens_after_failures_in_a_row_and_closes_after_a_good_trial() {
-        let b = Breaker::new(2, Duration::from_secs(3600));
-        b.admit("t", "s").unwrap().failure();
-        b.admit("t", "s").unwrap().success();
-        b.admit("t", "s").unwrap().failure();
-        assert_eq!(b.state(), BreakerState::Closed);
-        b.admit("t", "s").unwrap().failure();
-        assert_eq!(b.state(), BreakerState::Open);
-        assert!(b.admit("t", "s").is_none());
-        // End of the open period: one trial, the others wait.
-        *b.lock() = Inner::Open {
-            until: Instant::now(),
-        };
-        assert_eq!(b.state(), BreakerState::HalfOpen);
-        let mut trial = b.admit("t", "s").unwrap();
-        assert!(b.admit("t", "s").is_none());
-        trial.failure();
-        assert_eq!(b.state(), BreakerState::Open);
-        *b.lock() = Inner::Open {
-            until: Instant::now(),
-        };
-        // A trial dropped unanswered (a cancelled hop) opens it again.
-        drop(b.admit("t", "s").unwrap());
-        assert_eq!(b.state(), BreakerState::Open);
-        *b.lock() = Inner::Open {
-            until: Instant::now(),
-        };
-        b.admit("t", "s").unwrap().success();
-        assert_eq!(b.state(), BreakerState::Closed);
-    }
-
-    #[test]
-    fn a_breaker_with_threshold_zero_never_opens() {
-        let b = Breaker::new(0, Duration::from_secs(1));
-        for _ in 0..10 {
-            b.admit("t", "s").unwrap().failure();
+    fn every_problem_of_a_source_is_reported_and_secrets_are_not() {
+        let text = r#"
+name = "conso"
+kind = "http"
+url = "ftp://billing.example/{key}"
+headers = { Authorization = "Bearer ${BILLING_TOKEN} ${OTHER_TOKEN}", "bad header" = "x" }
+fields = { minutes = "usage/voice", "bad name" = "/x" }
+timeout_ms = 2500
+retries = 9
+not_found = [200, 404]
+breaker_open_ms = 0
+cache_entries = 0
+path = "x.csv"
+key = "conso:{key}"
+colour = "blue"
+"#;
+        let env = |n: &str| (n == "OTHER_TOKEN").then(|| "s3cret".to_string());
+        let err = check_toml(text, None, &env).unwrap_err();
+        for needle in [
+            "is not an http:// or https:// URL",
+            "environment variable `BILLING_TOKEN` is not set",
+            "`bad header` is not a header name",
+            "`fields.minutes`: `usage/voice` is not a JSON Pointer",
+            "`bad name` is not a field name",
+            "`timeout_ms` (2500) is more than the gateway gives a lookup",
+            "`retries` must be between 0 and 5",
+            "`not_found`: 200",
+            "`breaker_open_ms` must be at least 1",
+            "`cache_entries` must be at least 1",
+            "`path` is not an option of a http source",
+            "`key` is not an option of a http source",
+            "unknown option `colour`",
+        ] {
+            assert!(
+                err.iter().any(|e| e.contains(needle)),
+                "{needle} in {err:#?}"
+            );
         }
-        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(
+            err.iter().all(|e| e.starts_with("data source `conso`: ")),
+            "{err:#?}"
+        );
+        assert!(err.iter().all(|e| !e.contains("s3cret")), "{err:#?}");
+
+        for (url, needle) in [
+            ("not a url/{key}", "is not a URL"),
+            ("http://billing.example/usage", "never uses the key"),
+            (
+                "http://billing.example/{line}",
+                "unknown placeholder `{line}`",
+            ),
+        ] {
+            let text = format!("name = \"c\"\nkind = \"http\"\nurl = \"{url}\"\n");
+            let err = check_toml(&text, None, &no_env).unwrap_err();
+            assert!(
+                err.iter().any(|e| e.contains(needle)),
+                "{needle} in {err:#?}"
+            );
+        }
     }
 }

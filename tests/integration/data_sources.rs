@@ -4,7 +4,10 @@
 //! and a whole gateway whose opt-nc consumption comes from that API.
 //!
 //! No sleep synchronises anything: a slow answer is a handler that never answers, and the
-//! breaker's open period is waited for through [`HttpSource::breaker_half_open`].
+//! breaker's open period is skipped by moving tokio's clock (`skip`), never waited for.
+//! Time budgets are checked on tokio's paused clock, exactly; one test per source checks
+//! on the wall clock that a lookup really gives up, with a margin explained at
+//! [`WALL_CLOCK_MARGIN`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +26,22 @@ use tamtam::session::{MemoryStore, Store};
 use tokio::sync::Semaphore;
 
 use crate::support::{redis_url, shipped_config, shipped_tenants, unique_prefix, Phone, Server};
+
+/// How much later than its timeout a wall-clock test accepts a failed lookup. A source
+/// gives up at its own deadline; what comes after is the test's own scheduling (waking the
+/// task, returning through the runtime) on a machine that may be busy running other test
+/// binaries. Half a second is far above that, and far below any timeout that would have
+/// been missed (a lookup that ignored its budget would hang until the server answers:
+/// never). The exact budget is checked on the paused clock.
+const WALL_CLOCK_MARGIN: Duration = Duration::from_millis(500);
+
+/// Moves tokio's clock `by` at once (the test runs on one thread: the clock is this
+/// runtime's). Real I/O needs the clock running, so it is paused only for the jump.
+async fn skip(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
 
 // ---------------------------------------------------------------------------------------
 // A JSON API that counts its requests.
@@ -242,6 +261,7 @@ async fn redis_source_without_the_hash_is_missing() {
     assert_eq!(source.lookup("+687700999").await, LookupOutcome::Missing);
 }
 
+/// The one wall-clock test of the redis source: a refused Redis really gives up in time.
 #[tokio::test]
 async fn redis_source_that_refuses_connections_fails_quickly() {
     let config = RedisSourceConfig::new(
@@ -256,7 +276,7 @@ async fn redis_source_that_refuses_connections_fails_quickly() {
         assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
         let took = started.elapsed();
         assert!(
-            took < config.timeout + Duration::from_millis(500),
+            took < config.timeout + WALL_CLOCK_MARGIN,
             "a refused Redis fails within its timeout: {took:?}"
         );
     }
@@ -339,6 +359,8 @@ async fn http_source_retries_a_server_error() {
     assert_eq!(api.hits(), 3);
 }
 
+/// The one wall-clock test of the http source: a hanging API really gives up in time, and
+/// the attempt that timed out was tried again.
 #[tokio::test]
 async fn http_source_that_does_not_answer_fails_within_its_timeout() {
     let api = MockApi::start(Answer::Hang).await;
@@ -348,14 +370,32 @@ async fn http_source_that_does_not_answer_fails_within_its_timeout() {
     assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
     let took = started.elapsed();
     assert!(
-        took < config.timeout + Duration::from_millis(500),
+        took < config.timeout + WALL_CLOCK_MARGIN,
         "bounded by timeout_ms, retries included: {took:?}"
     );
     assert_eq!(api.hits(), 2, "the attempt that timed out was tried again");
 }
 
-#[tokio::test]
-async fn http_source_that_refuses_connections_fails() {
+#[tokio::test(start_paused = true)]
+async fn http_source_that_does_not_answer_gives_up_at_its_budget_exactly() {
+    let api = MockApi::start(Answer::Hang).await;
+    for retries in [0, 1, 3] {
+        let mut config = http_config(&api);
+        config.retries = retries;
+        let source = http_source(&config);
+        let started = tokio::time::Instant::now();
+        assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
+        let took = started.elapsed();
+        assert!(
+            took <= config.timeout,
+            "{retries} retries: {took:?} within {:?}",
+            config.timeout
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn http_source_that_refuses_connections_fails_within_its_timeout() {
     let mut config = HttpSourceConfig::new(
         "conso",
         &format!("http://127.0.0.1:{}/{{key}}", refused_port()),
@@ -363,9 +403,9 @@ async fn http_source_that_refuses_connections_fails() {
     .unwrap();
     config.timeout = Duration::from_millis(600);
     let source = http_source(&config);
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
-    assert!(started.elapsed() < config.timeout + Duration::from_millis(500));
+    assert!(started.elapsed() <= config.timeout);
 }
 
 #[tokio::test]
@@ -392,7 +432,7 @@ async fn http_source_breaker_opens_spares_the_api_and_closes_after_a_good_trial(
     let mut config = http_config(&api);
     config.retries = 0;
     config.breaker_failures = 3;
-    config.breaker_open = Duration::from_millis(200);
+    config.breaker_open = Duration::from_secs(30);
     let source = http_source(&config);
 
     for n in 1..=3 {
@@ -407,7 +447,7 @@ async fn http_source_breaker_opens_spares_the_api_and_closes_after_a_good_trial(
     assert_eq!(api.hits(), 3, "no request while the breaker is open");
 
     // Half-open: one trial; it fails, the breaker opens again.
-    wait_half_open(&source).await;
+    wait_half_open(&source, config.breaker_open).await;
     assert_eq!(source.lookup("+687700001").await, LookupOutcome::Failed);
     assert_eq!(api.hits(), 4);
     assert_eq!(source.breaker_state(), BreakerState::Open);
@@ -416,7 +456,7 @@ async fn http_source_breaker_opens_spares_the_api_and_closes_after_a_good_trial(
 
     // The API is back: the next trial succeeds and closes it.
     api.always(Answer::Json(usage(5)));
-    wait_half_open(&source).await;
+    wait_half_open(&source, config.breaker_open).await;
     assert!(matches!(
         source.lookup("+687700001").await,
         LookupOutcome::Found(_)
@@ -430,10 +470,11 @@ async fn http_source_breaker_opens_spares_the_api_and_closes_after_a_good_trial(
     assert_eq!(api.hits(), 6);
 }
 
-async fn wait_half_open(source: &HttpSource) {
-    tokio::time::timeout(Duration::from_secs(10), source.breaker_half_open())
-        .await
-        .expect("the breaker half-opens after breaker_open_ms");
+/// Skips the breaker's open period on tokio's clock (the exact edge is pinned by the
+/// breaker's unit tests, `src/data/breaker.rs`).
+async fn wait_half_open(source: &HttpSource, open: Duration) {
+    assert_eq!(source.breaker_state(), BreakerState::Open);
+    skip(open).await;
     assert_eq!(source.breaker_state(), BreakerState::HalfOpen);
 }
 

@@ -1,41 +1,47 @@
 //! Data sources for `lookup` screens: where a subscriber's consumption comes from.
 //!
 //! One interface, [`Source::lookup`], async so that network sources fit the same call.
-//! Three kinds:
-//! - `file`: a CSV read once at start-up into memory (the first column is the key, the
-//!   header names the fields);
+//! Three kinds, one file each, each owning its configuration type, defaults and checks
+//! (the pattern outbox senders follow):
+//! - `file`: a CSV read once at start-up into memory ([`FileSource`]);
 //! - `redis`: one hash per subscriber, read with one `HGETALL` ([`RedisSource`]);
-//! - `http`: a JSON API, fields picked by JSON Pointer, with retries, a circuit breaker and
-//!   a short cache ([`HttpSource`]).
+//! - `http`: a JSON API, fields picked by JSON Pointer, with retries, a circuit breaker
+//!   (`breaker.rs`) and a short cache (`cache.rs`) ([`HttpSource`]).
+//!
+//! `config.rs` holds what their configurations share (the table as written, the checking
+//! context, the `fields` mapping); this file holds the two closed enums over the kinds ([`SourceConfig`] as
+//! configured, [`Source`] ready to look up), the dispatch of checks on `kind`
+//! ([`check_source`]), and what the kinds share: key templates (`conso:{key}`), `${NAME}`
+//! environment expansion, [`Secret`] values and the rendering of JSON values as text.
 //!
 //! A lookup never fails loudly: a network source turns every problem into
 //! [`LookupOutcome::Failed`] within its own time budget and logs it once, with its cause
 //! (one `warn!` per failed lookup; the key masked, secrets never logged).
 //!
-//! This file also holds what the kinds share and `config` checks with: key templates
-//! (`conso:{key}`), `${NAME}` environment expansion, [`Secret`] values and the rendering
-//! of JSON values as text.
+//! Nothing here imports `crate::config`: the configuration calls in (`check_source`).
 
+mod breaker;
+mod cache;
+mod config;
+mod file;
 mod http;
 mod redis;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
-use crate::config::SourceConfig;
 use crate::menu::LookupOutcome;
 
-pub use self::http::{BreakerState, HttpSource};
-pub use self::redis::RedisSource;
-
-/// A menu field name and where its value comes from (a hash field, a JSON Pointer).
-pub type FieldMap = Vec<(String, String)>;
+pub use self::breaker::BreakerState;
+pub use self::config::{is_field_name, resolve_path, FieldMap, RawSource, SourceContext};
+pub use self::file::FileSource;
+pub use self::http::{HttpSource, HttpSourceConfig, HTTP_SOURCE_TIMEOUT};
+pub use self::redis::{RedisSource, RedisSourceConfig, REDIS_SOURCE_TIMEOUT};
 
 /// A configured data source.
 #[derive(Debug, Clone)]
@@ -86,85 +92,84 @@ impl Source {
     }
 }
 
-/// Records read from a CSV file.
-#[derive(Debug)]
-pub struct FileSource {
-    /// Field names, the key column excluded.
-    fields: Vec<String>,
-    rows: HashMap<String, Vec<String>>,
+/// A data source as configured.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    /// A CSV file; the first column is the key.
+    File { name: String, path: PathBuf },
+    /// One Redis hash per subscriber.
+    Redis(RedisSourceConfig),
+    /// A JSON API.
+    Http(HttpSourceConfig),
 }
 
-impl FileSource {
-    /// Reads a CSV file: a header line, then one record a line; the first column is the key.
-    pub fn from_path(path: &Path) -> Result<FileSource, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        FileSource::parse(&text)
-    }
-
-    /// Parses CSV text (see [`FileSource::from_path`]). Every bad line is reported.
-    pub fn parse(text: &str) -> Result<FileSource, String> {
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let header = reader
-            .headers()
-            .map_err(|e| format!("bad header: {e}"))?
-            .clone();
-        if header.len() < 2 {
-            return Err("the header needs a key column and at least one field".into());
-        }
-        let fields: Vec<String> = header.iter().skip(1).map(str::to_string).collect();
-        let mut rows = HashMap::new();
-        let mut problems = Vec::new();
-        for (i, record) in reader.records().enumerate() {
-            let line = i + 2;
-            match record {
-                Ok(r) if r.len() == header.len() => {
-                    let key = r[0].to_string();
-                    if rows
-                        .insert(key.clone(), r.iter().skip(1).map(str::to_string).collect())
-                        .is_some()
-                    {
-                        problems.push(format!("line {line}: key {key} appears twice"));
-                    }
-                }
-                Ok(r) => problems.push(format!(
-                    "line {line}: {} columns, the header has {}",
-                    r.len(),
-                    header.len()
-                )),
-                Err(e) => problems.push(format!("line {line}: {e}")),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
-        }
-        Ok(FileSource { fields, rows })
-    }
-
-    fn lookup(&self, key: &str) -> LookupOutcome {
-        match self.rows.get(key) {
-            Some(values) => LookupOutcome::Found(
-                self.fields
-                    .iter()
-                    .cloned()
-                    .zip(values.iter().cloned())
-                    .collect(),
-            ),
-            None => LookupOutcome::Missing,
+impl SourceConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::File { name, .. } => name,
+            SourceConfig::Redis(r) => &r.name,
+            SourceConfig::Http(h) => &h.name,
         }
     }
 
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.rows.len()
+    /// The kind as written in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::File { .. } => "file",
+            SourceConfig::Redis(_) => "redis",
+            SourceConfig::Http(_) => "http",
+        }
     }
+}
 
-    /// True when the file holds no record.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+/// The kinds of data source, as written in `kind`.
+pub const SOURCE_KINDS: &[&str] = &["file", "redis", "http"];
+
+/// The options a kind of source takes (`name` and `kind` aside); `None` for an unknown kind.
+pub fn source_options(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "file" => Some(file::OPTIONS),
+        "redis" => Some(redis::OPTIONS),
+        "http" => Some(http::OPTIONS),
+        _ => None,
     }
+}
+
+/// Checks one `[[tenant.source]]`: options of another kind and unknown ones, then the
+/// kind's own checks. Every problem comes back, each prefixed with the source's name.
+pub fn check_source(s: RawSource, cx: &SourceContext) -> Result<SourceConfig, Vec<String>> {
+    let Some(options) = source_options(&s.kind) else {
+        return Err(vec![format!(
+            "data source `{}`: unknown kind `{}` (expected file, redis or http)",
+            s.name, s.kind
+        )]);
+    };
+    let mut problems = s.misplaced(options);
+    let source = match s.kind.as_str() {
+        "file" => file::check(&s, cx, &mut problems).map(|path| SourceConfig::File {
+            name: s.name.clone(),
+            path,
+        }),
+        "redis" => redis::check(&s, cx, &mut problems).map(SourceConfig::Redis),
+        _ => http::check(&s, cx, &mut problems).map(SourceConfig::Http),
+    };
+    match source {
+        Some(source) if problems.is_empty() => Ok(source),
+        _ => Err(problems
+            .into_iter()
+            .map(|p| format!("data source `{}`: {p}", s.name))
+            .collect()),
+    }
+}
+
+/// The menu field names a `fields` mapping gives (none without a mapping: every field of
+/// the record is passed as is, so the names are unknown until a lookup).
+fn field_names(fields: Option<&FieldMap>) -> Vec<String> {
+    fields
+        .into_iter()
+        .flatten()
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// A value that must never reach a log: an API token, a URL with a password.
@@ -419,37 +424,10 @@ pub fn check_json_pointer(pointer: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// True when `name` can be a menu placeholder (`{minutes}`): letters, digits and `_`.
-pub fn is_field_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn csv_records_are_found_by_their_first_column() {
-        let f = FileSource::parse("msisdn,minutes,sms\n+1, 12 ,3\n+2,0,0\n").unwrap();
-        assert_eq!(f.len(), 2);
-        assert_eq!(
-            f.lookup("+1"),
-            LookupOutcome::Found(vec![
-                ("minutes".into(), "12".into()),
-                ("sms".into(), "3".into())
-            ])
-        );
-        assert_eq!(f.lookup("+3"), LookupOutcome::Missing);
-    }
-
-    #[test]
-    fn every_bad_line_is_reported() {
-        let err = FileSource::parse("k,a\n1,2\n1,3\n2\n").unwrap_err();
-        assert!(err.contains("line 3: key 1 appears twice"), "{err}");
-        assert!(err.contains("line 4"), "{err}");
-        assert!(FileSource::parse("k\n1\n").is_err());
-    }
 
     #[test]
     fn key_templates_substitute_the_key_and_its_alias() {

@@ -1,0 +1,565 @@
+//! Configuration: `config/tamtam.toml` as written, checked and resolved.
+//!
+//! Reading the file is the caller's job ([`Config::from_file`]); parsing and checking are
+//! pure apart from `${NAME}` secrets read from the environment. Problems come back all at
+//! once as [`Diagnostic`]s (`file:place: error: message`; a TOML syntax error's place is
+//! `LINE:COLUMN`). Relative paths resolve against the folder holding the configuration
+//! file, so the gateway runs from any directory, and are shown cleaned (`menus/a.toml`,
+//! never `./config/../menus/a.toml`).
+//!
+//! One file per section, each with its types, its defaults (named constants, written once)
+//! and its checks, its tests beside it: `settings.rs` (`[session]`, `[outbox]`),
+//! `channel.rs` (`[[channel]]`), `tenant.rs` (`[[tenant]]`), `sender.rs` (`[[sender]]`).
+//! The components own their configuration types where they can: data sources in
+//! `crate::data`, senders in `crate::outbox`. This module imports them, never the reverse.
+
+mod channel;
+mod sender;
+mod settings;
+mod tenant;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::data::{resolve_path, SourceContext};
+use crate::diagnostic::Diagnostic;
+use crate::outbox::SenderConfig;
+
+pub use self::channel::{Channel, Mount};
+pub use self::settings::{OutboxSettings, SessionSettings};
+pub use self::tenant::TenantConfig;
+// The data sources' configuration lives with the sources; re-exported here so that
+// `config::SourceConfig` keeps naming what a `[[tenant.source]]` becomes.
+pub use crate::data::{
+    HttpSourceConfig, RedisSourceConfig, SourceConfig, HTTP_SOURCE_TIMEOUT, REDIS_SOURCE_TIMEOUT,
+};
+
+/// Where the configuration is read when `TAMTAM_CONFIG` is unset.
+pub const DEFAULT_CONFIG: &str = "config/tamtam.toml";
+/// Where the gateway listens when neither `TAMTAM_LISTEN` nor `listen` says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `hop_timeout_ms` when unset.
+pub const DEFAULT_HOP_TIMEOUT: Duration = Duration::from_millis(4000);
+/// `max_body_bytes` when unset.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// The schemes a `redis_url` may have.
+const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
+
+/// The whole file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    redis_url: Option<String>,
+    max_body_bytes: Option<usize>,
+    hop_timeout_ms: Option<u64>,
+    #[serde(default)]
+    session: settings::RawSession,
+    #[serde(default)]
+    channel: Vec<channel::RawChannel>,
+    #[serde(default)]
+    tenant: Vec<tenant::RawTenant>,
+    #[serde(default)]
+    outbox: settings::RawOutbox,
+    #[serde(default)]
+    sender: Vec<SenderConfig>,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, cleaned: every problem found later (a menu's data source,
+    /// a network source that cannot be built) is reported against it.
+    pub file: String,
+    /// The address the server binds; `TAMTAM_LISTEN` wins, so a container can bind
+    /// 0.0.0.0 without editing the file.
+    pub listen: String,
+    /// The Redis for sessions and the outbound queue (`TAMTAM_REDIS_URL` wins). `None`:
+    /// both live in this process's memory, so only one replica may run. Also the default
+    /// `url` of `redis` data sources.
+    pub redis_url: Option<String>,
+    /// The largest webhook body read; a larger one gets a 413 before any parsing, so a
+    /// client cannot make the gateway buffer without bound.
+    pub max_body_bytes: usize,
+    /// How long a hop may take before the subscriber gets the tenant's `unavailable`
+    /// text: USSD networks drop a session after a few seconds without an answer. A lookup
+    /// gets half of it.
+    pub hop_timeout: Duration,
+    /// How long sessions, dialogues and webhook ids are kept, and how Redis keys are named.
+    pub session: SessionSettings,
+    /// The webhooks to mount: which dialect answers on which path.
+    pub channels: Vec<Mount>,
+    /// The organisations served; each owns its service codes, menu and data sources.
+    pub tenants: Vec<TenantConfig>,
+    /// How the outbound queue retries and how long it keeps statuses.
+    pub outbox: OutboxSettings,
+    /// The APIs that send SMS, secrets resolved (from `${NAME}`) so that a missing one is
+    /// a start-up error, not a failure at the first send.
+    pub senders: Vec<SenderConfig>,
+}
+
+/// Environment overrides, read by the binary and passed in (tests pass their own).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub redis_url: Option<String>,
+}
+
+impl Overrides {
+    /// Reads `TAMTAM_LISTEN` and `TAMTAM_REDIS_URL`; an empty value counts as unset.
+    pub fn from_env() -> Overrides {
+        let var = |k| {
+            std::env::var(k)
+                .ok()
+                .filter(|v: &String| !v.trim().is_empty())
+        };
+        Overrides {
+            listen: var("TAMTAM_LISTEN"),
+            redis_url: var("TAMTAM_REDIS_URL"),
+        }
+    }
+}
+
+/// Problems found while checking one file, all kept to be reported at once.
+struct Problems {
+    file: String,
+    list: Vec<Diagnostic>,
+}
+
+impl Problems {
+    fn new(file: &str) -> Problems {
+        Problems {
+            file: file.to_string(),
+            list: Vec::new(),
+        }
+    }
+
+    /// An error in the section or option `place`.
+    fn error(&mut self, place: &str, message: impl Into<String>) {
+        self.list.push(Diagnostic::error(
+            &self.file,
+            Some(place.to_string()),
+            message,
+        ));
+    }
+}
+
+impl Config {
+    /// Reads and checks the configuration file. The file's name is shown cleaned.
+    pub fn from_file(path: &Path, overrides: &Overrides) -> Result<Config, Vec<Diagnostic>> {
+        let path = resolve_path(Path::new(""), path);
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            vec![Diagnostic::error(
+                &file,
+                None,
+                format!("cannot read the configuration: {e}"),
+            )]
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&file, &text, base, overrides)
+    }
+
+    /// Parses and checks configuration text; relative paths resolve against `base`.
+    /// Sections are checked in the order of the file's documentation, and every problem
+    /// of every section comes back.
+    pub fn parse(
+        file: &str,
+        text: &str,
+        base: &Path,
+        overrides: &Overrides,
+    ) -> Result<Config, Vec<Diagnostic>> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| vec![syntax_error(file, text, &e)])?;
+        let mut problems = Problems::new(file);
+        let env = |name: &str| std::env::var(name).ok();
+
+        let listen = check_listen(overrides.listen.clone().or(raw.listen), &mut problems);
+        let redis_url =
+            check_redis_url(overrides.redis_url.clone().or(raw.redis_url), &mut problems);
+        let hop_timeout = raw
+            .hop_timeout_ms
+            .map_or(DEFAULT_HOP_TIMEOUT, Duration::from_millis);
+        let session = settings::check_session(raw.session, &mut problems);
+        let channels = channel::check(raw.channel, &mut problems);
+        let sources = SourceContext {
+            base,
+            redis_url: redis_url.as_deref(),
+            hop_timeout,
+            env: &env,
+        };
+        let tenants = tenant::check(raw.tenant, &sources, &mut problems);
+        let (senders, sender_names) = sender::check(raw.sender, &env, &mut problems);
+        tenant::check_senders(&tenants, &sender_names, &mut problems);
+        channel::check_senders(&channels, &sender_names, &mut problems);
+        let outbox = settings::check_outbox(raw.outbox);
+
+        if !problems.list.is_empty() {
+            return Err(problems.list);
+        }
+        Ok(Config {
+            file: file.to_string(),
+            listen,
+            redis_url,
+            max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            hop_timeout,
+            session,
+            channels,
+            tenants,
+            outbox,
+            senders,
+        })
+    }
+}
+
+/// `listen` (or its override), else [`DEFAULT_LISTEN`]: an address and a port.
+fn check_listen(listen: Option<String>, problems: &mut Problems) -> String {
+    let listen = listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    if listen.parse::<std::net::SocketAddr>().is_err() {
+        problems.error(
+            "listen",
+            format!("`{listen}` is not an address:port such as 127.0.0.1:8080"),
+        );
+    }
+    listen
+}
+
+/// `redis_url` (or its override), when set: a Redis scheme.
+fn check_redis_url(url: Option<String>, problems: &mut Problems) -> Option<String> {
+    if let Some(url) = &url {
+        if !REDIS_SCHEMES.iter().any(|s| url.starts_with(s)) {
+            problems.error(
+                "redis_url",
+                format!("`{url}` is not a Redis URL (redis://host:port)"),
+            );
+        }
+    }
+    url
+}
+
+/// A TOML error as `file:LINE:COLUMN: error: invalid TOML: message`. The place is where
+/// the parser stopped (1-based, columns in characters), so an editor can jump to it. toml's
+/// own message does not always name the key (`duplicate key`, `invalid type: …`): the key
+/// written at that place is added, with its table (`duplicate key `ttl_secs` in [session]`).
+fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> Diagnostic {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return Diagnostic::error(file, None, format!("invalid TOML: {message}"));
+    };
+    let (line, column) = line_column(text, span.start);
+    let at = text.get(span.clone()).unwrap_or("");
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let table = text
+        .lines()
+        .take(line - 1)
+        .filter(|l| l.trim_start().starts_with('['))
+        .last()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|_| !line_text.trim_start().starts_with('['));
+    let within = table.map(|t| format!(" in {t}")).unwrap_or_default();
+    let message = if message == "duplicate key" && !at.is_empty() {
+        format!("duplicate key `{at}`{within}")
+    } else if let Some(key) = key_before(line_text, column) {
+        if message.contains(&format!("`{key}`")) {
+            format!("{}{message}", in_table(table))
+        } else {
+            format!("`{key}`{within}: {message}")
+        }
+    } else {
+        format!("{}{message}", in_table(table))
+    };
+    Diagnostic::error(
+        file,
+        Some(format!("{line}:{column}")),
+        format!("invalid TOML: {message}"),
+    )
+}
+
+/// `in [table]: `, or nothing at the top level.
+fn in_table(table: Option<&str>) -> String {
+    table.map(|t| format!("in {t}: ")).unwrap_or_default()
+}
+
+/// The key of `key = value` when `column` (1-based, in characters) is in the value.
+fn key_before(line: &str, column: usize) -> Option<&str> {
+    let cut = line
+        .char_indices()
+        .nth(column - 1)
+        .map_or(line.len(), |(i, _)| i);
+    let (key, _) = line[..cut].split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'');
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// One mount, for tests about other sections.
+    pub const CHANNEL: &str = "[[channel]]\ndialect = \"json\"\npath = \"/ussd/json\"\n";
+    /// One tenant, for tests about other sections.
+    pub const TENANT: &str = "[[tenant]]\nid = \"t\"\nmenu = \"t.toml\"\nussd_codes = [\"*1#\"]\n";
+    /// The smallest configuration that passes: one mount, one tenant.
+    pub const MINIMAL: &str = "[[channel]]\ndialect = \"json\"\npath = \"/ussd/json\"\n[[tenant]]\nid = \"t\"\nmenu = \"t.toml\"\nussd_codes = [\"*1#\"]\n";
+
+    /// Parses `text` as `t.toml` in `.` with no override.
+    pub fn parse(text: &str) -> Result<Config, Vec<Diagnostic>> {
+        Config::parse("t.toml", text, Path::new("."), &Overrides::default())
+    }
+
+    /// Every problem `text` has, as `tamtam check` prints them; none when it passes.
+    pub fn problems(text: &str) -> Vec<String> {
+        match parse(text) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn has(all: &[String], needle: &str) -> bool {
+        all.iter().any(|p| p.contains(needle))
+    }
+
+    #[test]
+    fn the_minimal_configuration_passes() {
+        assert_eq!(problems(MINIMAL), Vec::<String>::new());
+        assert_eq!(format!("{CHANNEL}{TENANT}"), MINIMAL);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+listen = "nowhere"
+redis_url = "http://x"
+[[channel]]
+dialect = "smoke-signals"
+path = "/x"
+[[tenant]]
+id = "A"
+menu = "a.toml"
+ussd_codes = ["144", "*1#"]
+[[tenant]]
+id = "b"
+menu = "b.toml"
+ussd_codes = ["*1#"]
+[[tenant.source]]
+name = "conso"
+kind = "ldap"
+"#;
+        let all = problems(text);
+        for needle in [
+            "t.toml:listen: error: `nowhere` is not an address:port",
+            "t.toml:redis_url: error: `http://x` is not a Redis URL",
+            "smoke-signals",
+            "a tenant id",
+            "`144` is not a USSD service code",
+            "*1# already belongs to tenant A",
+            "unknown kind `ldap`",
+        ] {
+            assert!(has(&all, needle), "{needle} in {all:#?}");
+        }
+        assert!(all.iter().all(|p| p.starts_with("t.toml:")), "{all:#?}");
+    }
+
+    #[test]
+    fn overrides_win_and_paths_resolve_against_the_file() {
+        let text = r#"
+listen = "127.0.0.1:1"
+[[channel]]
+dialect = "json"
+path = "/ussd/json"
+[[tenant]]
+id = "t"
+menu = "../menus/t.toml"
+ussd_codes = ["*1#"]
+"#;
+        let o = Overrides {
+            listen: Some("0.0.0.0:9".into()),
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+        };
+        let c = Config::parse("c.toml", text, Path::new("/etc/tamtam"), &o).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9");
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        // Resolved against the file's folder, and shown cleaned.
+        assert_eq!(c.tenants[0].menu, Path::new("/etc/menus/t.toml"));
+        assert_eq!(c.max_body_bytes, 65536);
+        assert_eq!(c.hop_timeout, Duration::from_millis(4000));
+        assert_eq!(c.session.ttl, Duration::from_secs(180));
+    }
+
+    #[test]
+    fn the_shipped_configuration_passes_with_cleaned_paths() {
+        let c = Config::from_file(
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/config/../config/tamtam.toml"
+            )),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(!c.file.contains(".."), "{}", c.file);
+        assert!(c.file.ends_with("/config/tamtam.toml"), "{}", c.file);
+        for t in &c.tenants {
+            let menu = t.menu.display().to_string();
+            assert!(!menu.contains("..") && !menu.contains("/./"), "{menu}");
+            assert!(t.menu.exists(), "{menu}");
+        }
+        let missing =
+            Config::from_file(Path::new("./config/../nowhere.toml"), &Overrides::default())
+                .unwrap_err();
+        assert!(
+            missing[0]
+                .to_string()
+                .starts_with("nowhere.toml: error: cannot read the configuration: "),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn source_problems_come_with_the_rest_of_the_configuration() {
+        let text = r#"
+listen = "nowhere"
+hop_timeout_ms = 1000
+[[channel]]
+dialect = "json"
+path = "/ussd/json"
+[[tenant]]
+id = "t"
+menu = "t.toml"
+ussd_codes = ["*1#"]
+[[tenant.source]]
+name = "conso"
+kind = "http"
+url = "http://billing.example/{key}"
+headers = { Authorization = "Bearer ${TAMTAM_TEST_SURELY_UNSET_VARIABLE}" }
+[[tenant.source]]
+name = "hash"
+kind = "redis"
+key = "conso:{key}"
+unknown = 1
+"#;
+        let all = problems(text);
+        for needle in [
+            "nowhere",
+            "t.toml:tenant t: error: data source `conso`: `timeout_ms` (1500) is more than the gateway gives a lookup: half of `hop_timeout_ms`, 500",
+            "t.toml:tenant t: error: data source `conso`: `headers.Authorization`: environment variable `TAMTAM_TEST_SURELY_UNSET_VARIABLE` is not set",
+            "t.toml:tenant t: error: data source `hash`: a redis source needs `url`",
+            "t.toml:tenant t: error: data source `hash`: unknown option `unknown`",
+        ] {
+            assert!(has(&all, needle), "{needle} in {all:#?}");
+        }
+    }
+
+    #[test]
+    fn a_toml_syntax_error_gives_its_line_column_and_key() {
+        let text = "listen = \"127.0.0.1:1\"\n[session]\nttl_secs = 10\nttl_secs = 20\n";
+        assert_eq!(
+            problems(text),
+            vec!["t.toml:4:1: error: invalid TOML: duplicate key `ttl_secs` in [session]"]
+        );
+
+        // A value the schema refuses: placed at the value, in characters (é counts one).
+        assert_eq!(
+            problems("# é\n[session]\nttl_secs = \"long\"\n"),
+            vec!["t.toml:3:12: error: invalid TOML: `ttl_secs` in [session]: invalid type: string \"long\", expected u64"]
+        );
+
+        // An unknown option: placed at its key, which toml names already.
+        let all = problems(&format!("{MINIMAL}[outbox]\nretries = 3\n"));
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert!(
+            all[0].starts_with(
+                "t.toml:9:1: error: invalid TOML: in [outbox]: unknown field `retries`, expected one of"
+            ),
+            "{all:#?}"
+        );
+
+        // Broken syntax before any table.
+        let all = problems("listen = localhost\n");
+        assert!(
+            all[0].starts_with("t.toml:1:10: error: invalid TOML: `listen`: "),
+            "{all:#?}"
+        );
+    }
+
+    /// The options serde knows for the table `table` (written as TOML), read from its
+    /// "unknown field" message: the list stays right when a field is added.
+    fn options_of(prefix: &str) -> Vec<String> {
+        let text = format!("{prefix}surely_not_an_option = 1\n");
+        let e = toml::from_str::<RawConfig>(&text).unwrap_err();
+        let message = e.message();
+        assert!(message.starts_with("unknown field"), "{message}");
+        message
+            .split('`')
+            .skip(3)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_option_the_code_reads_is_documented_in_the_shipped_file() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/tamtam.toml"))
+                .unwrap();
+        let mut options = Vec::new();
+        for prefix in [
+            "",
+            "[session]\n",
+            "[outbox]\n",
+            "[[channel]]\n",
+            "[[tenant]]\n",
+            "[[sender]]\nname = \"s\"\nkind = \"http\"\nurl = \"http://x\"\n",
+        ] {
+            let found = options_of(prefix);
+            assert!(found.len() >= 4, "{prefix}: {found:?}");
+            options.extend(found);
+        }
+        for kind in crate::data::SOURCE_KINDS {
+            options.extend(
+                crate::data::source_options(kind)
+                    .unwrap()
+                    .iter()
+                    .map(|o| o.to_string()),
+            );
+        }
+        for option in options {
+            let written = shipped.contains(&format!("\n{option} ="))
+                || shipped.contains(&format!("# {option} ="))
+                || shipped.contains(&format!("{option}]]"))
+                || shipped.contains(&format!("[{option}]"));
+            assert!(written, "`{option}` is not in config/tamtam.toml");
+        }
+    }
+
+    #[test]
+    fn line_and_column_count_lines_and_characters_from_one() {
+        let text = "ab\nçd\n\nx";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 1), (1, 2));
+        assert_eq!(line_column(text, 3), (2, 1));
+        assert_eq!(line_column(text, 5), (2, 2), "ç is two bytes, one column");
+        assert_eq!(line_column(text, 7), (3, 1));
+        assert_eq!(line_column(text, 8), (4, 1));
+        assert_eq!(line_column(text, 100), (4, 2), "past the end: the end");
+        assert_eq!(
+            line_column(text, 4),
+            (2, 1),
+            "inside a character: its start"
+        );
+    }
+}
