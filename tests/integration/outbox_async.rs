@@ -3,7 +3,7 @@
 //! and a retried delivery of the same message is acknowledged without a second send.
 
 use tamtam::adapters::Dialect;
-use tamtam::config::Channel;
+use tamtam::config::Mount;
 use tamtam::outbox::SenderKind;
 
 use crate::outbox_worker::{sender, Worker};
@@ -99,7 +99,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
     }
     crate::support::mount(
         &mut config,
-        Channel {
+        Mount {
             dialect: Dialect::AtSms,
             path: "/sms/at".into(),
             public_url: None,
@@ -109,7 +109,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
     );
     crate::support::mount(
         &mut config,
-        Channel {
+        Mount {
             dialect: Dialect::Jasmin,
             path: "/sms/jasmin".into(),
             public_url: None,
@@ -236,7 +236,7 @@ async fn an_incoming_sms_that_cannot_be_queued_is_refused_with_a_503() {
     let mut config = crate::support::shipped_config(None);
     crate::support::mount(
         &mut config,
-        Channel {
+        Mount {
             dialect: Dialect::Jasmin,
             path: "/sms/jasmin".into(),
             public_url: None,

@@ -500,7 +500,7 @@ impl Server {
 
 /// Mounts `channel` in place of any channel on its path (the shipped configuration
 /// already mounts the demo paths).
-pub fn mount(config: &mut Config, channel: tamtam::config::Channel) {
+pub fn mount(config: &mut Config, channel: tamtam::config::Mount) {
     config.channels.retain(|c| c.path != channel.path);
     config.channels.push(channel);
 }
