@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{required, AdapterError, RawResponse};
+use crate::adapters::{required, AdapterError, RawResponse};
 use crate::message::{normalize_msisdn, Hop, Inbound, Reply};
 
 #[derive(Deserialize)]
@@ -23,13 +23,7 @@ struct Request {
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
-    let req: Request = serde_json::from_slice(body).map_err(|e| {
-        if std::str::from_utf8(body).is_err() {
-            AdapterError::NotUtf8
-        } else {
-            AdapterError::Malformed(e.to_string())
-        }
-    })?;
+    let req: Request = serde_json::from_slice(body).map_err(|e| AdapterError::json(body, &e))?;
     let session_id = required(req.session_id.as_deref(), "session_id")?.to_string();
     let msisdn = normalize_msisdn(required(req.msisdn.as_deref(), "msisdn")?);
     let service_code = required(req.service_code.as_deref(), "service_code")?.to_string();
@@ -51,10 +45,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
             seq: req.seq,
         },
         "end" => Hop::Release,
-        other => {
+        _ => {
             return Err(AdapterError::InvalidField {
                 field: "type",
-                reason: format!("`{other}` is not one of start, input, end"),
+                reason: "is not one of start, input, end".into(),
             })
         }
     };
@@ -75,12 +69,7 @@ pub(super) fn render(reply: &Reply, session_id: &str) -> RawResponse {
         "encoding": m.encoding.as_str(),
         "units": m.units,
     });
-    RawResponse {
-        status: 200,
-        headers: Vec::new(),
-        content_type: "application/json",
-        body: body.to_string(),
-    }
+    RawResponse::json(200, &body)
 }
 
 pub(super) fn render_error(error: &AdapterError) -> RawResponse {
@@ -89,12 +78,7 @@ pub(super) fn render_error(error: &AdapterError) -> RawResponse {
         "text": error.to_subscriber(),
         "error": { "code": error.code(), "message": error.to_string() },
     });
-    RawResponse {
-        status: error.status(),
-        headers: Vec::new(),
-        content_type: "application/json",
-        body: body.to_string(),
-    }
+    RawResponse::json(error.status(), &body)
 }
 
 #[cfg(test)]
