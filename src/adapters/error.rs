@@ -69,13 +69,64 @@ impl AdapterError {
     }
 
     /// A JSON body that could not be read: [`AdapterError::NotUtf8`] when it is not text,
-    /// else [`AdapterError::Malformed`] with serde's words, values left out.
-    pub(crate) fn json(body: &[u8], e: &serde_json::Error) -> AdapterError {
+    /// else [`AdapterError::Malformed`] naming the field of `fields` whose value has the
+    /// wrong type, or with serde's words, values left out.
+    pub(crate) fn json(
+        body: &[u8],
+        e: &serde_json::Error,
+        fields: &[(&'static str, JsonKind)],
+    ) -> AdapterError {
         if std::str::from_utf8(body).is_err() {
-            AdapterError::NotUtf8
-        } else {
-            AdapterError::Malformed(json_problem(e))
+            return AdapterError::NotUtf8;
         }
+        if let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice(body) {
+            for &(name, kind) in fields {
+                if let Some(v) = obj.get(name).filter(|v| !kind.accepts(v)) {
+                    return AdapterError::Malformed(format!(
+                        "field `{name}` must be {}, not {}",
+                        kind.describe(),
+                        describe(v)
+                    ));
+                }
+            }
+        }
+        AdapterError::Malformed(json_problem(e))
+    }
+}
+
+/// What a JSON field must hold (`null` is always accepted: the field is then absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JsonKind {
+    String,
+    WholeNumber,
+}
+
+impl JsonKind {
+    fn accepts(self, v: &serde_json::Value) -> bool {
+        v.is_null()
+            || match self {
+                JsonKind::String => v.is_string(),
+                JsonKind::WholeNumber => v.is_u64(),
+            }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            JsonKind::String => "a string",
+            JsonKind::WholeNumber => "a whole number",
+        }
+    }
+}
+
+/// A JSON value's kind, never the value.
+fn describe(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 
@@ -132,6 +183,32 @@ mod tests {
         assert!(!p.contains("quoted"), "{p}");
         let p = problem(r#"{"seq":-1}"#);
         assert!(p.starts_with("invalid value: integer, expected u64"), "{p}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_named_by_its_field() {
+        let body = br#"{"msisdn":2250700000001,"seq":-1}"#;
+        let e = serde_json::from_slice::<std::collections::HashMap<String, String>>(body);
+        let fields = [("msisdn", JsonKind::String), ("seq", JsonKind::WholeNumber)];
+        let got = AdapterError::json(body, &e.unwrap_err(), &fields);
+        assert_eq!(
+            got,
+            AdapterError::Malformed("field `msisdn` must be a string, not a number".into())
+        );
+        let body = br#"{"msisdn":"1","seq":-1}"#;
+        let e = serde_json::from_slice::<std::collections::HashMap<String, String>>(body);
+        assert_eq!(
+            AdapterError::json(body, &e.unwrap_err(), &fields).to_string(),
+            "malformed body; field `seq` must be a whole number, not a number"
+        );
+        assert_eq!(
+            AdapterError::json(b"\xff", &e_syntax(), &fields),
+            AdapterError::NotUtf8
+        );
+    }
+
+    fn e_syntax() -> serde_json::Error {
+        serde_json::from_str::<serde_json::Value>("{").unwrap_err()
     }
 
     #[test]

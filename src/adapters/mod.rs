@@ -21,8 +21,8 @@ mod error;
 pub mod sms;
 pub mod ussd;
 
-pub(crate) use error::mask_numbers;
 pub use error::AdapterError;
+pub(crate) use error::{mask_numbers, JsonKind};
 pub use sms::{
     DeliveryReport, DeliveryStatus, DlrDialect, MessageRef, SmsAuth, SmsDialect, SmsWebhook,
 };

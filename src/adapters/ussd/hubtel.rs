@@ -29,7 +29,8 @@ fn string(obj: &Map<String, Value>, name: &'static str) -> Result<Option<String>
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| AdapterError::json(body, &e))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| AdapterError::json(body, &e, &[]))?;
     let Value::Object(obj) = value else {
         return Err(AdapterError::Malformed("expected a JSON object".into()));
     };
