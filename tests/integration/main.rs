@@ -7,6 +7,7 @@ mod bad_input;
 mod checks;
 mod conversations;
 mod data_sources;
+mod delivery_reports;
 mod hours;
 mod kannel;
 mod kannel_e2e;
