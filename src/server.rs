@@ -2,7 +2,9 @@
 //!
 //! Mounts each configured channel (a dialect on a path), reads bodies under the configured
 //! limit, hands them to the dialect's adapter and the gateway, and writes the answer. Also
-//! `/healthz` (the process is up) and `/readyz` (menus loaded, session store reachable).
+//! `/healthz` (the process is up) and `/readyz` (menus loaded, session store reachable),
+//! the delivery-report routes and `GET /messages/{id}`. What a request *means* is the
+//! adapters' business (`crate::adapters`): this module only moves bytes and statuses.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,8 +20,11 @@ use tokio::net::TcpListener;
 
 use std::collections::HashMap;
 
-use crate::adapters::{AdapterError, Dialect, Kind, RawRequest, RawResponse, SmsAuth};
-use crate::config::Channel;
+use crate::adapters::{
+    AdapterError, Dialect, DlrDialect, Family, MessageRef, RawRequest, RawResponse, SmsAuth,
+    SmsDialect, UssdDialect,
+};
+use crate::config::Mount;
 use crate::gateway::Gateway;
 use crate::message::mask_msisdn;
 use crate::outbox::{SenderConfig, SenderKind};
@@ -58,64 +63,84 @@ pub const TWILIO_TOKEN_ENV: &str = "TAMTAM_TWILIO_AUTH_TOKEN";
 /// binary passes the environment; tests pass their own).
 pub fn router(
     state: Arc<AppState>,
-    channels: &[Channel],
+    channels: &[Mount],
     secret: &dyn Fn(&str) -> Option<String>,
 ) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/messages/{id}", get(message_status))
-        .route("/dlr/kannel", any(dlr_kannel))
-        .route("/dlr/jasmin", any(dlr_jasmin))
-        .route("/dlr/at", any(dlr_at));
+        .route("/messages/{id}", get(message_status));
+    for (path, dialect) in [
+        ("/dlr/kannel", DlrDialect::Kannel),
+        ("/dlr/jasmin", DlrDialect::Jasmin),
+        ("/dlr/at", DlrDialect::AfricasTalking),
+    ] {
+        router = router.route(
+            path,
+            any(move |State(state): State<Arc<AppState>>, req: Request| dlr(state, dialect, req)),
+        );
+    }
     for channel in channels {
-        let dialect = channel.dialect;
-        router = match dialect.kind() {
-            Kind::Ussd => router.route(
+        router = match channel.dialect.family() {
+            Family::Ussd(dialect) => router.route(
                 &channel.path,
                 any(move |State(state): State<Arc<AppState>>, req: Request| {
                     ussd(state, dialect, req)
                 }),
             ),
-            Kind::Sms if dialect.needs_sender() => {
-                let sender = Arc::new(channel.sender.clone().unwrap_or_default());
-                router.route(
-                    &channel.path,
-                    any(move |State(state): State<Arc<AppState>>, req: Request| {
-                        sms_async(state, dialect, sender.clone(), req)
-                    }),
-                )
-            }
-            Kind::Sms => {
-                let env = channel
-                    .auth_token_env
-                    .as_deref()
-                    .unwrap_or(TWILIO_TOKEN_ENV);
-                let auth = Arc::new(SmsAuth {
-                    twilio_token: (dialect == Dialect::Twilio)
-                        .then(|| secret(env))
-                        .flatten()
-                        .filter(|t| !t.is_empty()),
-                    public_url: channel.public_url.clone(),
-                });
-                if dialect == Dialect::Twilio && auth.twilio_token.is_none() {
-                    tracing::warn!(
-                        path = %channel.path,
-                        "no Twilio auth token in {env}: every request on this path gets a 403"
-                    );
+            Family::Sms(dialect) => match dialect.ack() {
+                Some(ack) => {
+                    let sender = Arc::new(channel.sender.clone().unwrap_or_default());
+                    let ack = Arc::new(ack);
+                    router.route(
+                        &channel.path,
+                        any(move |State(state): State<Arc<AppState>>, req: Request| {
+                            sms_async(state, dialect, sender.clone(), ack.clone(), req)
+                        }),
+                    )
                 }
-                router.route(
-                    &channel.path,
-                    any(move |State(state): State<Arc<AppState>>, req: Request| {
-                        sms(state, dialect, auth.clone(), req)
-                    }),
-                )
-            }
+                None => {
+                    let auth = Arc::new(sms_auth(dialect, channel, secret));
+                    router.route(
+                        &channel.path,
+                        any(move |State(state): State<Arc<AppState>>, req: Request| {
+                            sms(state, dialect, auth.clone(), req)
+                        }),
+                    )
+                }
+            },
         };
     }
     router
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .with_state(state)
+}
+
+/// What a synchronous SMS channel needs to authenticate its webhooks (Twilio's token).
+fn sms_auth(
+    dialect: SmsDialect,
+    channel: &Mount,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> SmsAuth {
+    let twilio = dialect == SmsDialect::Twilio;
+    let env = channel
+        .auth_token_env
+        .as_deref()
+        .unwrap_or(TWILIO_TOKEN_ENV);
+    let auth = SmsAuth {
+        twilio_token: twilio
+            .then(|| secret(env))
+            .flatten()
+            .filter(|t| !t.is_empty()),
+        public_url: channel.public_url.clone(),
+    };
+    if twilio && auth.twilio_token.is_none() {
+        tracing::warn!(
+            path = %channel.path,
+            "no Twilio auth token in {env}: every request on this path gets a 403"
+        );
+    }
+    auth
 }
 
 /// Serves until `shutdown` completes, then lets in-flight hops finish.
@@ -175,15 +200,55 @@ async fn read(req: Request, limit: usize) -> Result<Parts, AdapterError> {
     })
 }
 
-async fn sms(state: Arc<AppState>, dialect: Dialect, auth: Arc<SmsAuth>, req: Request) -> Response {
-    let started = Instant::now();
-    let parts = match read(req, state.max_body_bytes).await {
-        Ok(p) => p,
-        Err(err) => return reject(dialect, &err),
+/// Every webhook's preamble: reads the request under the body limit and lets `parse` read
+/// it; a request that cannot be read is logged and answered in `dialect`'s error format.
+async fn accept<T>(
+    state: &AppState,
+    dialect: Dialect,
+    req: Request,
+    parse: impl FnOnce(&RawRequest) -> Result<T, AdapterError>,
+) -> Result<T, Response> {
+    let parsed = match read(req, state.max_body_bytes).await {
+        Ok(parts) => parse(&parts.raw()),
+        Err(err) => Err(err),
     };
-    let inbound = match dialect.parse_sms(&parts.raw(), &auth) {
+    parsed.map_err(|err| {
+        // Adapter errors never quote what the client sent (see adapters/error.rs).
+        tracing::info!(dialect = dialect.name(), error = %err, "rejected webhook");
+        into_response(dialect.render_error(&err))
+    })
+}
+
+async fn ussd(state: Arc<AppState>, dialect: UssdDialect, req: Request) -> Response {
+    let started = Instant::now();
+    let inbound = match accept(&state, dialect.into(), req, |r| dialect.parse(r)).await {
         Ok(i) => i,
-        Err(err) => return reject(dialect, &err),
+        Err(rejected) => return rejected,
+    };
+    let (reply, outcome) = state.gateway.ussd(dialect.name(), &inbound).await;
+    tracing::info!(
+        dialect = dialect.name(),
+        service = %inbound.service_code,
+        msisdn = %mask_msisdn(&inbound.msisdn),
+        outcome = outcome.as_str(),
+        end = reply.end,
+        micros = started.elapsed().as_micros() as u64,
+        "hop"
+    );
+    tracing::debug!(session = %inbound.session_id, text = %reply.text, "reply");
+    into_response(dialect.render(&reply, &inbound.session_id))
+}
+
+async fn sms(
+    state: Arc<AppState>,
+    dialect: SmsDialect,
+    auth: Arc<SmsAuth>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let inbound = match accept(&state, dialect.into(), req, |r| dialect.parse(r, &auth)).await {
+        Ok(sms) => sms.inbound,
+        Err(rejected) => return rejected,
     };
     let (reply, outcome) = state.gateway.sms(dialect.name(), &inbound).await;
     tracing::info!(
@@ -197,31 +262,28 @@ async fn sms(state: Arc<AppState>, dialect: Dialect, auth: Arc<SmsAuth>, req: Re
         "sms"
     );
     tracing::debug!(text = %inbound.text, reply = %reply.text, "sms texts");
-    into_response(dialect.render_sms(&reply, &inbound))
+    into_response(dialect.render(&reply, &inbound))
 }
 
-/// An SMS of an asynchronous dialect: served, its reply queued, then acknowledged. When
-/// nothing could be queued the aggregator gets a 503 and retries.
+/// An SMS of an asynchronous dialect: served, its reply queued, then acknowledged with
+/// `ack`. When nothing could be queued the aggregator gets a 503 and retries.
 async fn sms_async(
     state: Arc<AppState>,
-    dialect: Dialect,
+    dialect: SmsDialect,
     sender: Arc<String>,
+    ack: Arc<RawResponse>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let parts = match read(req, state.max_body_bytes).await {
-        Ok(p) => p,
-        Err(err) => return reject(dialect, &err),
+    let auth = SmsAuth::default();
+    let sms = match accept(&state, dialect.into(), req, |r| dialect.parse(r, &auth)).await {
+        Ok(sms) => sms,
+        Err(rejected) => return rejected,
     };
-    let raw = parts.raw();
-    let inbound = match dialect.parse_sms(&raw, &SmsAuth::default()) {
-        Ok(i) => i,
-        Err(err) => return reject(dialect, &err),
-    };
-    let link = dialect.link_id(&raw);
+    let inbound = &sms.inbound;
     match state
         .gateway
-        .sms_async(dialect.name(), &inbound, &sender, link)
+        .sms_async(dialect.name(), inbound, &sender, sms.link_id)
         .await
     {
         Ok((reply, outcome)) => {
@@ -234,7 +296,7 @@ async fn sms_async(
                 micros = started.elapsed().as_micros() as u64,
                 "sms queued"
             );
-            into_response(dialect.ack())
+            into_response(ack.as_ref().clone())
         }
         Err(e) => {
             tracing::error!(dialect = dialect.name(), cause = %e, "sms not queued; the aggregator will retry");
@@ -247,142 +309,77 @@ async fn sms_async(
     }
 }
 
-/// Reads a delivery report's fields from the query and a form body.
-async fn dlr_fields(state: &AppState, req: Request) -> Result<Vec<(String, String)>, AdapterError> {
-    let parts = read(req, state.max_body_bytes).await?;
-    let mut fields = crate::adapters::form_fields(parts.query.as_deref().unwrap_or("").as_bytes())?;
-    fields.extend(crate::adapters::form_fields(&parts.body)?);
-    Ok(fields)
-}
-
-fn get_field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
-}
-
-/// Kannel `dlr-url`: `?id=<our id>&status=%d` (1 delivered, 2 failed, 4 buffered, 8
-/// submitted to the SMSC, 16 rejected by the SMSC).
-async fn dlr_kannel(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let Some(outbox) = state.gateway.outbox() else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "no outbound queue\n");
-    };
-    let fields = match dlr_fields(&state, req).await {
-        Ok(f) => f,
-        Err(e) => return plain_error(&e),
-    };
-    let (Some(id), Some(kind)) = (get_field(&fields, "id"), get_field(&fields, "status")) else {
-        return plain(StatusCode::BAD_REQUEST, "missing id or status\n");
-    };
-    let status = match kind.trim() {
-        "1" => "delivered",
-        "2" => "failed",
-        "4" => "buffered",
-        "8" => "submitted",
-        "16" => "rejected",
-        _ => "unknown",
-    };
-    match outbox
-        .report_own(id, status, Some(format!("kannel dlr {kind}")))
-        .await
-    {
-        Ok(true) => plain(StatusCode::OK, "OK\n"),
-        Ok(false) => plain(StatusCode::NOT_FOUND, "unknown message\n"),
-        Err(e) => {
-            tracing::error!(cause = %e, "could not record a delivery report");
-            plain(StatusCode::SERVICE_UNAVAILABLE, "retry\n")
-        }
+/// The sender kind whose default `[[sender]]` resolves a provider's ids when its report
+/// names no sender.
+fn sender_kind(dialect: DlrDialect) -> Option<SenderKind> {
+    match dialect {
+        DlrDialect::Kannel => None,
+        DlrDialect::Jasmin => Some(SenderKind::Jasmin),
+        DlrDialect::AfricasTalking => Some(SenderKind::AfricasTalking),
     }
 }
 
-/// Jasmin `dlr-url`: `id` (Jasmin's message id), `message_status`; answered `ACK/Jasmin`.
-async fn dlr_jasmin(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    dlr_provider(
-        state,
-        req,
-        SenderKind::Jasmin,
-        "message_status",
-        "ACK/Jasmin",
-    )
-    .await
-}
-
-/// Africa's Talking delivery reports: `id` (its message id), `status`, `failureReason`.
-async fn dlr_at(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    dlr_provider(state, req, SenderKind::AfricasTalking, "status", "OK").await
-}
-
-async fn dlr_provider(
-    state: Arc<AppState>,
-    req: Request,
-    kind: SenderKind,
-    status_field: &str,
-    ack: &'static str,
-) -> Response {
+/// A delivery report: read by its dialect, recorded in the message's history, answered as
+/// the provider expects.
+///
+/// Unknown messages: a provider's id may not be recorded yet (the report can beat the
+/// worker's record of the send), so the answer is a 503 and the provider tries again
+/// (Jasmin: 3 times, 30 s apart). tamtam's own id (Kannel) is recorded when the message is
+/// accepted, before it is sent: an unknown one will never be known, and gets a 404.
+async fn dlr(state: Arc<AppState>, dialect: DlrDialect, req: Request) -> Response {
     let Some(outbox) = state.gateway.outbox() else {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "no outbound queue\n");
+        return text(StatusCode::SERVICE_UNAVAILABLE, "no outbound queue\n");
     };
-    let fields = match dlr_fields(&state, req).await {
-        Ok(f) => f,
-        Err(e) => return plain_error(&e),
+    let parsed = match read(req, state.max_body_bytes).await {
+        Ok(parts) => dialect.parse(&parts.raw()),
+        Err(err) => Err(err),
     };
-    let (Some(pid), Some(raw_status)) =
-        (get_field(&fields, "id"), get_field(&fields, status_field))
-    else {
-        return plain(StatusCode::BAD_REQUEST, "missing id or status\n");
+    let report = match parsed {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::info!(dialect = dialect.name(), error = %err, "rejected delivery report");
+            return into_response(dialect.render_error(&err));
+        }
     };
-    let sender = get_field(&fields, "sender")
-        .map(str::to_string)
-        .or_else(|| state.default_senders.get(&kind).cloned())
-        .unwrap_or_default();
-    let status = provider_status(raw_status);
-    let detail = get_field(&fields, "failureReason")
-        .or(get_field(&fields, "err"))
-        .map(|r| format!("{raw_status}: {r}"))
-        .or_else(|| Some(raw_status.to_string()));
-    match outbox.report(&sender, pid, &status, detail).await {
-        Ok(Some(_)) => plain(StatusCode::OK, ack),
-        // Not known (yet): the report can beat the worker's record of the send. Not
-        // acknowledged, so the provider tries again (Jasmin: 3 times, 30 s apart).
-        Ok(None) => {
-            tracing::warn!(sender = %sender, "delivery report for an unknown message; asking for a retry");
-            plain(
+    let status = report.status.as_str();
+    let detail = Some(report.detail.clone());
+    let (known, retry_when_unknown) = match &report.id {
+        MessageRef::Own(id) => (outbox.report_own(id, status, detail).await, false),
+        MessageRef::Provider { id, sender } => {
+            let sender = sender
+                .clone()
+                .or_else(|| {
+                    sender_kind(dialect).and_then(|k| state.default_senders.get(&k).cloned())
+                })
+                .unwrap_or_default();
+            let known = outbox.report(&sender, id, status, detail).await;
+            (known.map(|our_id| our_id.is_some()), true)
+        }
+    };
+    match known {
+        Ok(true) => into_response(dialect.ack()),
+        Ok(false) if retry_when_unknown => {
+            tracing::warn!(
+                dialect = dialect.name(),
+                "delivery report for an unknown message; asking for a retry"
+            );
+            text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unknown message, retry later\n",
             )
         }
+        Ok(false) => {
+            tracing::warn!(
+                dialect = dialect.name(),
+                "delivery report for an unknown message"
+            );
+            text(StatusCode::NOT_FOUND, "unknown message\n")
+        }
         Err(e) => {
             tracing::error!(cause = %e, "could not record a delivery report");
-            plain(StatusCode::SERVICE_UNAVAILABLE, "retry\n")
+            text(StatusCode::SERVICE_UNAVAILABLE, "retry\n")
         }
     }
-}
-
-/// A provider's delivery status in tamtam's words.
-fn provider_status(raw: &str) -> String {
-    match raw.trim().to_ascii_uppercase().as_str() {
-        "DELIVRD" | "SUCCESS" | "DELIVERED" => "delivered".into(),
-        "ESME_ROK" | "SUBMITTED" | "SENT" | "ACCEPTD" => "submitted".into(),
-        "BUFFERED" | "ENROUTE" => "buffered".into(),
-        "REJECTED" | "REJECTD" => "rejected".into(),
-        "FAILED" | "UNDELIV" | "EXPIRED" | "DELETED" => "failed".into(),
-        other => other.to_ascii_lowercase(),
-    }
-}
-
-fn plain_error(e: &AdapterError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain")],
-        format!("{e}\n"),
-    )
-        .into_response()
 }
 
 /// `GET /messages/{id}`: a message's status history.
@@ -415,37 +412,9 @@ async fn message_status(
     }
 }
 
-async fn ussd(state: Arc<AppState>, dialect: Dialect, req: Request) -> Response {
-    let started = Instant::now();
-    let parts = match read(req, state.max_body_bytes).await {
-        Ok(p) => p,
-        Err(err) => return reject(dialect, &err),
-    };
-    let inbound = match dialect.parse(&parts.raw()) {
-        Ok(i) => i,
-        Err(err) => return reject(dialect, &err),
-    };
-    let (reply, outcome) = state.gateway.ussd(dialect.name(), &inbound).await;
-    tracing::info!(
-        dialect = dialect.name(),
-        service = %inbound.service_code,
-        msisdn = %mask_msisdn(&inbound.msisdn),
-        outcome = outcome.as_str(),
-        end = reply.end,
-        micros = started.elapsed().as_micros() as u64,
-        "hop"
-    );
-    tracing::debug!(session = %inbound.session_id, text = %reply.text, "reply");
-    into_response(dialect.render(&reply, &inbound.session_id))
-}
-
+/// An error and its sources, outermost first.
 fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = String> + 'a {
     std::iter::successors(Some(e), |e| e.source()).map(ToString::to_string)
-}
-
-fn reject(dialect: Dialect, err: &AdapterError) -> Response {
-    tracing::info!(dialect = dialect.name(), error = %err, "rejected webhook");
-    into_response(dialect.render_error(err))
 }
 
 fn into_response(raw: RawResponse) -> Response {
@@ -464,13 +433,12 @@ fn into_response(raw: RawResponse) -> Response {
     response
 }
 
+fn text(status: StatusCode, body: &'static str) -> Response {
+    into_response(RawResponse::text(status.as_u16(), body))
+}
+
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        value.to_string(),
-    )
-        .into_response()
+    into_response(RawResponse::json(status.as_u16(), &value))
 }
 
 async fn healthz() -> &'static str {

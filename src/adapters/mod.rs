@@ -1,24 +1,38 @@
 //! Dialects: the only code that knows wire formats.
 //!
-//! Each dialect is one file that turns a webhook ([`RawRequest`]) into one internal type
-//! ([`Inbound`] for USSD, [`SmsInbound`] for SMS) and a reply back into a [`RawResponse`]. Errors come back in the
-//! dialect's own format (an Africa's Talking `END …` text, a Hubtel `Release` JSON), with a
-//! 4xx status and a message saying what was wrong. No axum, no session, no menu here.
+//! Two closed families, one folder each, one file per dialect:
+//! - [`ussd`]: [`UssdDialect`] turns a webhook ([`RawRequest`]) into an [`Inbound`] hop and
+//!   a [`Reply`] back into a [`RawResponse`] (Africa's Talking, Hubtel, tamtam's JSON);
+//! - [`sms`]: [`SmsDialect`] reads an incoming SMS ([`SmsInbound`]) and writes the answer
+//!   (Kannel, Twilio, tamtam's JSON; Africa's Talking and Jasmin, whose replies are sent,
+//!   not returned), and [`DlrDialect`] reads delivery reports (Kannel, Jasmin, Africa's
+//!   Talking) into a [`DeliveryReport`].
+//!
+//! [`Dialect`] is a configured mount's dialect, named as in the configuration; its
+//! [`Family`] gives it the methods of its channel. Errors come back in the dialect's own format (an Africa's Talking `END …`
+//! text, a Hubtel `Release` JSON), with a 4xx status and a message saying what was wrong
+//! and never what the client sent. No axum, no session, no menu here.
+//!
+//! [`Inbound`]: crate::message::Inbound
+//! [`Reply`]: crate::message::Reply
+//! [`SmsInbound`]: crate::message::SmsInbound
 
-mod africas_talking;
-mod at_sms;
-mod hubtel;
-mod jasmin;
-mod json;
-mod kannel;
-mod sms_json;
-mod twilio;
+mod error;
+pub mod sms;
+pub mod ussd;
 
-use crate::message::{Inbound, Reply, SmsInbound, SmsReply};
+pub use error::AdapterError;
+pub(crate) use error::{mask_numbers, JsonKind};
+pub use sms::{
+    DeliveryReport, DeliveryStatus, DlrDialect, MessageRef, SmsAuth, SmsDialect, SmsWebhook,
+};
+pub use ussd::UssdDialect;
 
-pub use twilio::signature as twilio_signature;
+pub use sms::twilio_signature;
 
-/// The dialects tamtam speaks. Closed: adding one is adding a file and a variant.
+/// A mounted channel's dialect, by its configuration name. What it can do is its
+/// [`family`](Dialect::family)'s: a USSD dialect and an SMS dialect have different methods,
+/// so neither can be called the wrong way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
     /// Africa's Talking USSD.
@@ -37,6 +51,13 @@ pub enum Dialect {
     AtSms,
     /// Jasmin HTTP MO (asynchronous: acknowledged with `ACK/Jasmin`, the reply is sent).
     Jasmin,
+}
+
+/// A dialect with the methods of its channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Ussd(UssdDialect),
+    Sms(SmsDialect),
 }
 
 /// Whether a dialect carries USSD hops or SMS.
@@ -64,23 +85,26 @@ impl Dialect {
     /// The SMS dialects whose replies go through the outbound queue.
     pub const ASYNC_SMS: [Dialect; 2] = [Dialect::AtSms, Dialect::Jasmin];
 
-    /// The name used in the configuration and in session keys.
-    pub fn name(self) -> &'static str {
+    /// The dialect with its channel's methods.
+    pub fn family(self) -> Family {
         match self {
-            Dialect::AfricasTalking => "africas_talking",
-            Dialect::Hubtel => "hubtel",
-            Dialect::Json => "json",
-            Dialect::Kannel => "kannel",
-            Dialect::Twilio => "twilio",
-            Dialect::SmsJson => "sms_json",
-            Dialect::AtSms => "africas_talking_sms",
-            Dialect::Jasmin => "jasmin",
+            Dialect::AfricasTalking => Family::Ussd(UssdDialect::AfricasTalking),
+            Dialect::Hubtel => Family::Ussd(UssdDialect::Hubtel),
+            Dialect::Json => Family::Ussd(UssdDialect::Json),
+            Dialect::Kannel => Family::Sms(SmsDialect::Kannel),
+            Dialect::Twilio => Family::Sms(SmsDialect::Twilio),
+            Dialect::SmsJson => Family::Sms(SmsDialect::Json),
+            Dialect::AtSms => Family::Sms(SmsDialect::AfricasTalking),
+            Dialect::Jasmin => Family::Sms(SmsDialect::Jasmin),
         }
     }
 
-    /// True for dialects whose replies are sent through a `[[sender]]`.
-    pub fn needs_sender(self) -> bool {
-        matches!(self, Dialect::AtSms | Dialect::Jasmin)
+    /// The name used in the configuration and in session keys.
+    pub fn name(self) -> &'static str {
+        match self.family() {
+            Family::Ussd(d) => d.name(),
+            Family::Sms(d) => d.name(),
+        }
     }
 
     pub fn from_name(name: &str) -> Option<Dialect> {
@@ -89,113 +113,49 @@ impl Dialect {
 
     /// USSD or SMS.
     pub fn kind(self) -> Kind {
-        match self {
-            Dialect::AfricasTalking | Dialect::Hubtel | Dialect::Json => Kind::Ussd,
-            Dialect::Kannel
-            | Dialect::Twilio
-            | Dialect::SmsJson
-            | Dialect::AtSms
-            | Dialect::Jasmin => Kind::Sms,
+        match self.family() {
+            Family::Ussd(_) => Kind::Ussd,
+            Family::Sms(_) => Kind::Sms,
         }
     }
 
-    /// Reads a USSD webhook.
-    pub fn parse(self, req: &RawRequest) -> Result<Inbound, AdapterError> {
-        if req.method != "POST" {
-            return Err(AdapterError::Method(req.method.to_string()));
-        }
-        match self {
-            Dialect::AfricasTalking => africas_talking::parse(req.body),
-            Dialect::Hubtel => hubtel::parse(req.body),
-            Dialect::Json => json::parse(req.body),
-            _ => Err(AdapterError::Malformed(format!(
-                "{} is an SMS dialect",
-                self.name()
-            ))),
-        }
-    }
-
-    /// Writes the reply to a hop of `session_id`.
-    pub fn render(self, reply: &Reply, session_id: &str) -> RawResponse {
-        match self {
-            Dialect::AfricasTalking => africas_talking::render(reply),
-            Dialect::Hubtel => hubtel::render(reply),
-            Dialect::Json => json::render(reply, session_id),
-            Dialect::Kannel => kannel::render(&SmsReply::new(reply.text.clone())),
-            Dialect::Twilio => twilio::render(&SmsReply::new(reply.text.clone())),
-            Dialect::SmsJson => sms_json::render(&SmsReply::new(reply.text.clone()), None),
-            Dialect::AtSms | Dialect::Jasmin => self.ack(),
-        }
-    }
-
-    /// Reads an SMS webhook. `auth` carries what Twilio's signature check needs.
-    pub fn parse_sms(self, req: &RawRequest, auth: &SmsAuth) -> Result<SmsInbound, AdapterError> {
-        match self {
-            Dialect::Kannel => kannel::parse(req),
-            Dialect::Twilio => twilio::parse(req, auth),
-            Dialect::SmsJson => sms_json::parse(req),
-            Dialect::AtSms => at_sms::parse(req).map(|(m, _)| m),
-            Dialect::Jasmin => jasmin::parse(req),
-            _ => Err(AdapterError::Malformed(format!(
-                "{} is a USSD dialect",
-                self.name()
-            ))),
-        }
-    }
-
-    /// Africa's Talking's `linkId` of an incoming SMS, to echo on the reply.
-    pub fn link_id(self, req: &RawRequest) -> Option<String> {
-        match self {
-            Dialect::AtSms => at_sms::parse(req).ok().and_then(|(_, l)| l),
-            _ => None,
-        }
-    }
-
-    /// The acknowledgement of an asynchronous dialect (its reply is sent separately).
-    pub fn ack(self) -> RawResponse {
-        match self {
-            Dialect::Jasmin => jasmin::ack(),
-            _ => at_sms::ack(),
-        }
-    }
-
-    /// Writes the SMS reply to `inbound`.
-    pub fn render_sms(self, reply: &SmsReply, inbound: &SmsInbound) -> RawResponse {
-        match self {
-            Dialect::Kannel => kannel::render(reply),
-            Dialect::Twilio => twilio::render(reply),
-            Dialect::SmsJson => sms_json::render(reply, Some(inbound)),
-            Dialect::AtSms | Dialect::Jasmin => self.ack(),
-            // A USSD dialect never carries SMS; answer as its END screen would.
-            _ => self.render(&Reply::end(reply.text.clone()), ""),
+    /// True for dialects whose replies are sent through a `[[sender]]`.
+    pub fn needs_sender(self) -> bool {
+        match self.family() {
+            Family::Ussd(_) => false,
+            Family::Sms(d) => d.needs_sender(),
         }
     }
 
     /// Writes an error, with its 4xx status, in the dialect's format.
     pub fn render_error(self, error: &AdapterError) -> RawResponse {
-        let text = error.to_subscriber();
-        let mut response = match self {
-            Dialect::AfricasTalking => africas_talking::render(&Reply::end(text)),
-            Dialect::Hubtel => hubtel::render(&Reply::end(text)),
-            Dialect::Json => json::render_error(error),
-            Dialect::Kannel => kannel::render(&SmsReply::new(text)),
-            Dialect::Twilio => twilio::render(&SmsReply::new(text)),
-            Dialect::SmsJson => sms_json::render_error(error),
-            Dialect::AtSms => at_sms::render_error(error),
-            Dialect::Jasmin => jasmin::render_error(error),
-        };
-        response.status = error.status();
-        response
+        match self.family() {
+            Family::Ussd(d) => d.render_error(error),
+            Family::Sms(d) => d.render_error(error),
+        }
     }
 }
 
-/// What an SMS dialect needs to authenticate a webhook.
-#[derive(Debug, Clone, Default)]
-pub struct SmsAuth {
-    /// The Twilio auth token; `None`: every Twilio webhook is refused.
-    pub twilio_token: Option<String>,
-    /// The URL Twilio calls, as configured; `None`: built from `Host` and the path.
-    pub public_url: Option<String>,
+impl From<UssdDialect> for Dialect {
+    fn from(d: UssdDialect) -> Dialect {
+        match d {
+            UssdDialect::AfricasTalking => Dialect::AfricasTalking,
+            UssdDialect::Hubtel => Dialect::Hubtel,
+            UssdDialect::Json => Dialect::Json,
+        }
+    }
+}
+
+impl From<SmsDialect> for Dialect {
+    fn from(d: SmsDialect) -> Dialect {
+        match d {
+            SmsDialect::Kannel => Dialect::Kannel,
+            SmsDialect::Twilio => Dialect::Twilio,
+            SmsDialect::Json => Dialect::SmsJson,
+            SmsDialect::AfricasTalking => Dialect::AtSms,
+            SmsDialect::Jasmin => Dialect::Jasmin,
+        }
+    }
 }
 
 /// A webhook as received, before any dialect reads it.
@@ -231,64 +191,30 @@ pub struct RawResponse {
     pub body: String,
 }
 
-/// What is wrong with a webhook.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdapterError {
-    #[error("missing field `{0}`")]
-    MissingField(&'static str),
-    #[error("field `{field}` {reason}")]
-    InvalidField { field: &'static str, reason: String },
-    #[error("malformed body; {0}")]
-    Malformed(String),
-    #[error("body larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("body is not valid UTF-8")]
-    NotUtf8,
-    #[error("method {0} not allowed; use POST")]
-    Method(String),
-    #[error("forbidden; {0}")]
-    Forbidden(String),
-}
+impl RawResponse {
+    /// The content type of [`RawResponse::text`].
+    pub const TEXT: &'static str = "text/plain; charset=utf-8";
+    /// The content type of [`RawResponse::json`].
+    pub const JSON: &'static str = "application/json";
 
-impl AdapterError {
-    /// The HTTP status.
-    pub fn status(&self) -> u16 {
-        match self {
-            AdapterError::TooLarge(_) => 413,
-            AdapterError::Method(_) => 405,
-            AdapterError::Forbidden(_) => 403,
-            _ => 400,
+    /// A plain-text (UTF-8) response.
+    pub fn text(status: u16, body: impl Into<String>) -> RawResponse {
+        RawResponse {
+            status,
+            content_type: RawResponse::TEXT,
+            headers: Vec::new(),
+            body: body.into(),
         }
     }
 
-    /// A stable code for the JSON dialect.
-    pub fn code(&self) -> &'static str {
-        match self {
-            AdapterError::MissingField(_) => "missing_field",
-            AdapterError::InvalidField { .. } => "invalid_field",
-            AdapterError::Malformed(_) => "malformed",
-            AdapterError::TooLarge(_) => "too_large",
-            AdapterError::NotUtf8 => "not_utf8",
-            AdapterError::Method(_) => "method_not_allowed",
-            AdapterError::Forbidden(_) => "forbidden",
+    /// A JSON response.
+    pub fn json(status: u16, value: &serde_json::Value) -> RawResponse {
+        RawResponse {
+            status,
+            content_type: RawResponse::JSON,
+            headers: Vec::new(),
+            body: value.to_string(),
         }
-    }
-
-    /// The text for dialects whose error body is a screen: French, GSM-7, and the detail
-    /// an operator needs.
-    pub fn to_subscriber(&self) -> String {
-        let detail = match self {
-            AdapterError::MissingField(f) => format!("champ {f} manquant"),
-            AdapterError::InvalidField { field, reason } => {
-                format!("champ {field} invalide ({reason})")
-            }
-            AdapterError::Malformed(m) => format!("format illisible ({m})"),
-            AdapterError::TooLarge(n) => format!("corps de plus de {n} octets"),
-            AdapterError::NotUtf8 => "texte non UTF-8".to_string(),
-            AdapterError::Method(m) => format!("methode {m} refusee, utilisez POST"),
-            AdapterError::Forbidden(why) => format!("acces refuse ({why})"),
-        };
-        crate::text::transliterate(&format!("Demande invalide : {detail}.")).into_owned()
     }
 }
 
@@ -395,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn every_dialect_has_a_unique_name() {
+    fn every_dialect_has_a_unique_name_and_one_family() {
         for d in Dialect::ALL {
             assert_eq!(Dialect::from_name(d.name()), Some(d));
         }
@@ -403,20 +329,25 @@ mod tests {
             Dialect::USSD.len() + Dialect::SMS.len() + Dialect::ASYNC_SMS.len(),
             Dialect::ALL.len()
         );
-    }
-
-    #[test]
-    fn subscriber_error_texts_are_gsm7() {
-        for e in [
-            AdapterError::MissingField("sessionId"),
-            AdapterError::Malformed("expected value at line 1".into()),
-            AdapterError::TooLarge(65536),
-            AdapterError::NotUtf8,
-            AdapterError::Method("GET".into()),
-        ] {
-            let t = e.to_subscriber();
-            assert!(crate::text::is_gsm7(&t), "{t}");
-            assert!(t.starts_with("Demande invalide"), "{t}");
+        assert_eq!(
+            UssdDialect::ALL.len() + SmsDialect::ALL.len(),
+            Dialect::ALL.len()
+        );
+        for d in Dialect::ALL {
+            let back = match d.family() {
+                Family::Ussd(u) => Dialect::from(u),
+                Family::Sms(s) => Dialect::from(s),
+            };
+            assert_eq!(back, d);
+        }
+        for d in Dialect::USSD {
+            assert_eq!(d.kind(), Kind::Ussd, "{}", d.name());
+        }
+        for d in Dialect::SMS {
+            assert!(!d.needs_sender(), "{}", d.name());
+        }
+        for d in Dialect::ASYNC_SMS {
+            assert!(d.needs_sender(), "{}", d.name());
         }
     }
 }

@@ -37,7 +37,6 @@ pub struct Mount {
 }
 
 /// The old name of [`Mount`], still used by the server and the tests.
-pub type Channel = Mount; // compat: remove at integration
 
 /// Checks every `[[channel]]`: a known dialect, a unique path starting with `/`, the
 /// Twilio-only options on Twilio only; at least one channel.

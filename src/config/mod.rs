@@ -27,7 +27,7 @@ use crate::data::{resolve_path, SourceContext};
 use crate::diagnostic::Diagnostic;
 use crate::outbox::SenderConfig;
 
-pub use self::channel::{Channel, Mount};
+pub use self::channel::Mount;
 pub use self::settings::{OutboxSettings, SessionSettings};
 pub use self::tenant::TenantConfig;
 // The data sources' configuration lives with the sources; re-exported here so that

@@ -176,3 +176,108 @@ async fn garbage_never_gets_a_5xx() {
     assert_eq!(phone.dial().await.status, 200);
     server.stop().await;
 }
+
+/// Log lines written while a test runs, for reading back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// serde quotes the values it cannot read (`invalid type: integer `2250700000001``): a
+/// number sent where a string belongs must reach neither the INFO log nor the 4xx body,
+/// which still says which field was wrong, in the dialect's format.
+#[tokio::test]
+async fn a_rejected_webhook_never_logs_or_echoes_the_subscriber_s_number() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The test's runtime has one thread: the server's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // With a single subscriber registered, tracing-core lets whichever thread meets a log's
+    // callsite first decide for all threads: a test on another thread, with no subscriber,
+    // would cache the rejection's callsite as never enabled. A second registered subscriber
+    // makes it ask every registered subscriber instead.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let server = Server::start(None).await;
+    let bodies: Vec<(Dialect, &[u8])> = vec![
+        (
+            Dialect::Json,
+            br#"{"session_id":"s","msisdn":2250700000001,"service_code":"*144#"}"#,
+        ),
+        (
+            Dialect::Json,
+            br#"{"session_id":"s","msisdn":"+1","service_code":"*144#","input":"1","seq":"2250700000001"}"#,
+        ),
+        (
+            Dialect::Json,
+            br#"{"session_id":"s","msisdn":"+1","service_code":"*144#","2250700000001":1}"#,
+        ),
+        (
+            Dialect::Hubtel,
+            br#"{"Type":"Response","SessionId":"s","Mobile":"1","Message":"1","ServiceCode":"144","Sequence":"2250700000001x"}"#,
+        ),
+        (
+            Dialect::Hubtel,
+            br#"{"Type":"2250700000001","SessionId":"s","Mobile":"1","ServiceCode":"144"}"#,
+        ),
+    ];
+    for (dialect, body) in bodies {
+        let what = String::from_utf8_lossy(body).into_owned();
+        let resp = reqwest::Client::new()
+            .post(server.url(dialect))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 400, "{what}: {text}");
+        assert!(
+            !text.contains("0700000001"),
+            "{what}: the 4xx echoes the number: {text}"
+        );
+        let screen = parse_screen(dialect, status, &text);
+        assert!(screen.end, "{what}: {screen:?}");
+    }
+    // The first body's answer names the field at fault.
+    let resp = reqwest::Client::new()
+        .post(server.url(Dialect::Json))
+        .body(r#"{"session_id":"s","msisdn":2250700000001,"service_code":"*144#"}"#)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "malformed", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`msisdn` must be a string"), "{message}");
+    server.stop().await;
+
+    let logs = logs.text();
+    assert_eq!(
+        logs.matches("rejected webhook").count(),
+        6,
+        "every rejection is logged: {logs}"
+    );
+    assert!(
+        !logs.contains("0700000001"),
+        "a log line carries the number: {logs}"
+    );
+}

@@ -19,7 +19,8 @@ mod hours;
 // Every shipped menu walked with every key: every screen reachable, every page fits, every
 // fact of the source documents shown somewhere.
 mod menus;
-// Malformed webhooks get a 4xx valid for their dialect; nothing gets a 5xx.
+// Malformed webhooks get a 4xx valid for their dialect; nothing gets a 5xx; no error body
+// or INFO log quotes a subscriber's number.
 mod bad_input;
 
 // Sessions and the gateway's own behaviour.
@@ -44,6 +45,10 @@ mod outbox_queue;
 mod outbox_worker;
 // Asynchronous SMS dialects: acknowledged at once, answered through the sender, once.
 mod outbox_async;
+// Delivery reports on `/dlr/*`: acknowledged in each provider's words; a missing field is a
+// 400 naming it; an unknown id is final (404) for our own ids, retried (503) for a
+// provider's.
+mod delivery_reports;
 // The real binary on Redis: a killed gateway's messages are sent once by the next;
 // `tamtam outbox` shows counts and dead letters.
 mod outbox_process;

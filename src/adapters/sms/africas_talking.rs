@@ -2,8 +2,12 @@
 //! `networkCode`. Africa's Talking takes no reply in the response: we answer `200` once
 //! the reply is safely queued, and the reply goes through the sender (echoing `linkId`).
 //! Africa's Talking retries unacknowledged messages for 10 minutes: `id` deduplicates.
+//!
+//! Its delivery reports (`/dlr/at`): form fields `id` (its message id), `status`
+//! (`Success`, `Sent`, `Submitted`, `Buffered`, `Rejected`, `Failed`), `failureReason`.
 
-use super::{field, parse_form, required, AdapterError, RawRequest, RawResponse};
+use super::dlr::{provider_report, DeliveryReport};
+use crate::adapters::{field, parse_form, required, AdapterError, RawRequest, RawResponse};
 use crate::message::{normalize_msisdn, SmsInbound};
 
 pub(super) fn parse(req: &RawRequest) -> Result<(SmsInbound, Option<String>), AdapterError> {
@@ -25,21 +29,16 @@ pub(super) fn parse(req: &RawRequest) -> Result<(SmsInbound, Option<String>), Ad
 
 /// The acknowledgement (the reply itself is queued).
 pub(super) fn ack() -> RawResponse {
-    RawResponse {
-        status: 200,
-        content_type: "text/plain; charset=utf-8",
-        headers: Vec::new(),
-        body: "OK".into(),
-    }
+    RawResponse::text(200, "OK")
+}
+
+/// Reads a delivery report.
+pub(super) fn parse_dlr(req: &RawRequest) -> Result<DeliveryReport, AdapterError> {
+    provider_report(req, "status")
 }
 
 pub(super) fn render_error(error: &AdapterError) -> RawResponse {
-    RawResponse {
-        status: error.status(),
-        content_type: "text/plain; charset=utf-8",
-        headers: Vec::new(),
-        body: format!("{error}\n"),
-    }
+    RawResponse::text(error.status(), format!("{error}\n"))
 }
 
 #[cfg(test)]
@@ -71,5 +70,40 @@ mod tests {
             body: b"from=1&to=2&text=x",
         });
         assert_eq!(missing, Err(AdapterError::MissingField("id")));
+    }
+
+    #[test]
+    fn delivery_reports_map_africas_talking_words() {
+        use crate::adapters::sms::dlr::{post, MessageRef};
+        for (word, status) in [
+            ("Success", "delivered"),
+            ("Sent", "submitted"),
+            ("Submitted", "submitted"),
+            ("Buffered", "buffered"),
+            ("Rejected", "rejected"),
+            ("Failed", "failed"),
+        ] {
+            let body = format!("id=ATXid_1&status={word}&phoneNumber=%2B254711082300");
+            let r = parse_dlr(&post(None, body.as_bytes())).unwrap();
+            assert_eq!(r.status.as_str(), status, "{word}");
+            assert_eq!(r.detail, word);
+            assert_eq!(
+                r.id,
+                MessageRef::Provider {
+                    id: "ATXid_1".into(),
+                    sender: None
+                }
+            );
+        }
+        let r = parse_dlr(&post(
+            None,
+            b"id=A&status=Failed&failureReason=UserInBlacklist",
+        ))
+        .unwrap();
+        assert_eq!(r.detail, "Failed: UserInBlacklist");
+        assert_eq!(
+            parse_dlr(&post(None, b"status=Success")),
+            Err(AdapterError::MissingField("id"))
+        );
     }
 }

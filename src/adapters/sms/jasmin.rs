@@ -2,8 +2,13 @@
 //! `coding` is 8), `coding`, `origin-connector`, `binary` (hex, newer versions), by GET or
 //! POST form. Jasmin takes the body `ACK/Jasmin` as the acknowledgement (anything else is
 //! retried, 3 times 30 s apart) and no reply: the reply goes through the sender's `/send`.
+//!
+//! Its delivery reports (`/dlr/jasmin`, the `dlr-url` the sender gives, with `?sender=`):
+//! `id` (Jasmin's message id), `message_status` (SMPP words: `DELIVRD`, `ESME_ROK`,
+//! `UNDELIV`…), `err`; acknowledged with `ACK/Jasmin` too.
 
-use super::{decode_utf16be, parse_form_bytes, AdapterError, RawRequest, RawResponse};
+use super::dlr::{provider_report, DeliveryReport};
+use crate::adapters::{decode_utf16be, parse_form_bytes, AdapterError, RawRequest, RawResponse};
 use crate::message::{normalize_msisdn, SmsInbound};
 
 pub(super) fn parse(req: &RawRequest) -> Result<SmsInbound, AdapterError> {
@@ -50,21 +55,16 @@ pub(super) fn parse(req: &RawRequest) -> Result<SmsInbound, AdapterError> {
 
 /// The only body Jasmin accepts as an acknowledgement.
 pub(super) fn ack() -> RawResponse {
-    RawResponse {
-        status: 200,
-        content_type: "text/plain",
-        headers: Vec::new(),
-        body: "ACK/Jasmin".into(),
-    }
+    RawResponse::text(200, "ACK/Jasmin")
+}
+
+/// Reads a delivery report.
+pub(super) fn parse_dlr(req: &RawRequest) -> Result<DeliveryReport, AdapterError> {
+    provider_report(req, "message_status")
 }
 
 pub(super) fn render_error(error: &AdapterError) -> RawResponse {
-    RawResponse {
-        status: error.status(),
-        content_type: "text/plain",
-        headers: Vec::new(),
-        body: format!("Error: {error}"),
-    }
+    RawResponse::text(error.status(), format!("Error: {error}"))
 }
 
 #[cfg(test)]
@@ -96,5 +96,44 @@ mod tests {
             Err(AdapterError::MissingField("id"))
         );
         assert_eq!(ack().body, "ACK/Jasmin");
+    }
+
+    #[test]
+    fn delivery_reports_map_smpp_words_and_name_jasmin_s_id() {
+        use crate::adapters::sms::dlr::{post, MessageRef};
+        for (word, status) in [
+            ("DELIVRD", "delivered"),
+            ("ESME_ROK", "submitted"),
+            ("ACCEPTD", "submitted"),
+            ("ENROUTE", "buffered"),
+            ("REJECTD", "rejected"),
+            ("UNDELIV", "failed"),
+            ("EXPIRED", "failed"),
+            ("DELETED", "failed"),
+            ("UNKNOWN", "unknown"),
+            ("ESME_RINVDSTADR", "esme_rinvdstadr"),
+        ] {
+            let body = format!("id=j1&message_status={word}&level=2");
+            let r = parse_dlr(&post(None, body.as_bytes())).unwrap();
+            assert_eq!(r.status.as_str(), status, "{word}");
+            assert_eq!(r.detail, word);
+        }
+        let r = parse_dlr(&post(
+            Some("sender=jas"),
+            b"id=j1&message_status=UNDELIV&err=011",
+        ))
+        .unwrap();
+        assert_eq!(
+            r.id,
+            MessageRef::Provider {
+                id: "j1".into(),
+                sender: Some("jas".into())
+            }
+        );
+        assert_eq!(r.detail, "UNDELIV: 011");
+        assert_eq!(
+            parse_dlr(&post(None, b"id=j1&status=DELIVRD")),
+            Err(AdapterError::MissingField("message_status"))
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! the dial, then every input so far joined with `*`: `1*2`), `networkCode` (ignored). A
 //! direct dial `*144*3#` arrives as `serviceCode=*144#` with `text=3` on the first hop.
 
-use super::{field, parse_form, required, AdapterError, RawResponse};
+use crate::adapters::{field, parse_form, required, AdapterError, RawResponse};
 use crate::message::{as_dial_string, normalize_msisdn, Hop, Inbound, Reply};
 
 pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
@@ -23,12 +23,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
 
 pub(super) fn render(reply: &Reply) -> RawResponse {
     let prefix = if reply.end { "END " } else { "CON " };
-    RawResponse {
-        status: 200,
-        headers: Vec::new(),
-        content_type: "text/plain; charset=utf-8",
-        body: format!("{prefix}{}", reply.text),
-    }
+    RawResponse::text(200, format!("{prefix}{}", reply.text))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::{required, AdapterError, RawResponse};
+use crate::adapters::{required, AdapterError, JsonKind, RawResponse};
 use crate::message::{normalize_msisdn, Hop, Inbound, Reply};
 
 #[derive(Deserialize)]
@@ -22,14 +22,19 @@ struct Request {
     seq: Option<u64>,
 }
 
+/// The fields and the kind of value each holds, to name the one at fault.
+const FIELDS: [(&str, JsonKind); 6] = [
+    ("session_id", JsonKind::String),
+    ("msisdn", JsonKind::String),
+    ("service_code", JsonKind::String),
+    ("type", JsonKind::String),
+    ("input", JsonKind::String),
+    ("seq", JsonKind::WholeNumber),
+];
+
 pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
-    let req: Request = serde_json::from_slice(body).map_err(|e| {
-        if std::str::from_utf8(body).is_err() {
-            AdapterError::NotUtf8
-        } else {
-            AdapterError::Malformed(e.to_string())
-        }
-    })?;
+    let req: Request =
+        serde_json::from_slice(body).map_err(|e| AdapterError::json(body, &e, &FIELDS))?;
     let session_id = required(req.session_id.as_deref(), "session_id")?.to_string();
     let msisdn = normalize_msisdn(required(req.msisdn.as_deref(), "msisdn")?);
     let service_code = required(req.service_code.as_deref(), "service_code")?.to_string();
@@ -51,10 +56,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
             seq: req.seq,
         },
         "end" => Hop::Release,
-        other => {
+        _ => {
             return Err(AdapterError::InvalidField {
                 field: "type",
-                reason: format!("`{other}` is not one of start, input, end"),
+                reason: "is not one of start, input, end".into(),
             })
         }
     };
@@ -75,12 +80,7 @@ pub(super) fn render(reply: &Reply, session_id: &str) -> RawResponse {
         "encoding": m.encoding.as_str(),
         "units": m.units,
     });
-    RawResponse {
-        status: 200,
-        headers: Vec::new(),
-        content_type: "application/json",
-        body: body.to_string(),
-    }
+    RawResponse::json(200, &body)
 }
 
 pub(super) fn render_error(error: &AdapterError) -> RawResponse {
@@ -89,12 +89,7 @@ pub(super) fn render_error(error: &AdapterError) -> RawResponse {
         "text": error.to_subscriber(),
         "error": { "code": error.code(), "message": error.to_string() },
     });
-    RawResponse {
-        status: error.status(),
-        headers: Vec::new(),
-        content_type: "application/json",
-        body: body.to_string(),
-    }
+    RawResponse::json(error.status(), &body)
 }
 
 #[cfg(test)]
@@ -146,5 +141,20 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["error"]["code"], "missing_field");
         assert_eq!(v["action"], "end");
+    }
+
+    #[test]
+    fn a_number_where_a_string_belongs_is_named_and_not_repeated() {
+        let e = parse(br#"{"session_id":"a","msisdn":2250700000001,"service_code":"*1#"}"#)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            AdapterError::Malformed("field `msisdn` must be a string, not a number".into())
+        );
+        let e = parse(
+            br#"{"session_id":"a","msisdn":"+1","service_code":"*1#","type":"2250700000001"}"#,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("0700000001"), "{e}");
     }
 }

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::{required, AdapterError, RawRequest, RawResponse};
+use crate::adapters::{required, AdapterError, JsonKind, RawRequest, RawResponse};
 use crate::message::{normalize_msisdn, SmsInbound, SmsReply};
 
 #[derive(Deserialize)]
@@ -18,17 +18,20 @@ struct Request {
     text: Option<String>,
 }
 
+/// The fields and the kind of value each holds, to name the one at fault.
+const FIELDS: [(&str, JsonKind); 4] = [
+    ("id", JsonKind::String),
+    ("from", JsonKind::String),
+    ("to", JsonKind::String),
+    ("text", JsonKind::String),
+];
+
 pub(super) fn parse(req: &RawRequest) -> Result<SmsInbound, AdapterError> {
     if req.method != "POST" {
         return Err(AdapterError::Method(req.method.to_string()));
     }
-    let r: Request = serde_json::from_slice(req.body).map_err(|e| {
-        if std::str::from_utf8(req.body).is_err() {
-            AdapterError::NotUtf8
-        } else {
-            AdapterError::Malformed(e.to_string())
-        }
-    })?;
+    let r: Request =
+        serde_json::from_slice(req.body).map_err(|e| AdapterError::json(req.body, &e, &FIELDS))?;
     let from = normalize_msisdn(required(r.from.as_deref(), "from")?);
     let to = required(r.to.as_deref(), "to")?.to_string();
     let text = r.text.ok_or(AdapterError::MissingField("text"))?;
@@ -51,12 +54,7 @@ pub(super) fn render(reply: &SmsReply, inbound: Option<&SmsInbound>) -> RawRespo
         "segments": reply.segments,
         "units": units,
     });
-    RawResponse {
-        status: 200,
-        content_type: "application/json",
-        headers: Vec::new(),
-        body: body.to_string(),
-    }
+    RawResponse::json(200, &body)
 }
 
 pub(super) fn render_error(error: &AdapterError) -> RawResponse {
@@ -64,12 +62,7 @@ pub(super) fn render_error(error: &AdapterError) -> RawResponse {
         "text": error.to_subscriber(),
         "error": { "code": error.code(), "message": error.to_string() },
     });
-    RawResponse {
-        status: error.status(),
-        content_type: "application/json",
-        headers: Vec::new(),
-        body: body.to_string(),
-    }
+    RawResponse::json(error.status(), &body)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{required, AdapterError, RawResponse};
+use crate::adapters::{required, AdapterError, RawResponse};
 use crate::message::{as_dial_string, dial_parts, normalize_msisdn, Hop, Inbound, Reply};
 
 fn get<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
@@ -29,13 +29,8 @@ fn string(obj: &Map<String, Value>, name: &'static str) -> Result<Option<String>
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        if std::str::from_utf8(body).is_err() {
-            AdapterError::NotUtf8
-        } else {
-            AdapterError::Malformed(e.to_string())
-        }
-    })?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| AdapterError::json(body, &e, &[]))?;
     let Value::Object(obj) = value else {
         return Err(AdapterError::Malformed("expected a JSON object".into()));
     };
@@ -59,7 +54,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
                     .parse::<u64>()
                     .map_err(|_| AdapterError::InvalidField {
                         field: "Sequence",
-                        reason: format!("`{s}` is not a whole number"),
+                        reason: "is not a whole number".into(),
                     })?,
             )
         }
@@ -79,10 +74,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Inbound, AdapterError> {
         },
         "release" => Hop::Release,
         "timeout" => Hop::Timeout,
-        other => {
+        _ => {
             return Err(AdapterError::InvalidField {
                 field: "Type",
-                reason: format!("`{other}` is not one of initiation, response, release, timeout"),
+                reason: "is not one of initiation, response, release, timeout".into(),
             })
         }
     };
@@ -104,12 +99,7 @@ pub(super) fn render(reply: &Reply) -> RawResponse {
         "Type": if reply.end { "Release" } else { "Response" },
         "Message": reply.text,
     });
-    RawResponse {
-        status: 200,
-        headers: Vec::new(),
-        content_type: "application/json",
-        body: body.to_string(),
-    }
+    RawResponse::json(200, &body)
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::{field, parse_form, required, AdapterError, RawRequest, RawResponse, SmsAuth};
+use super::SmsAuth;
+use crate::adapters::{
+    field, mask_numbers, parse_form, required, AdapterError, RawRequest, RawResponse,
+};
 use crate::message::{normalize_msisdn, SmsInbound, SmsReply};
 
 /// The signature Twilio computes for `url` and form `params`.
@@ -84,7 +87,8 @@ pub(super) fn parse(req: &RawRequest, auth: &SmsAuth) -> Result<SmsInbound, Adap
         || port_variant(&url).is_some_and(|u| verify(token, &u, &params, given));
     if !valid {
         return Err(AdapterError::Forbidden(format!(
-            "X-Twilio-Signature does not match {url}"
+            "X-Twilio-Signature does not match {}",
+            mask_numbers(&url)
         )));
     }
     let from = required(field(&params, "From"), "From")?;
@@ -115,13 +119,14 @@ fn xml_escape(s: &str) -> String {
 
 pub(super) fn render(reply: &SmsReply) -> RawResponse {
     RawResponse {
-        status: 200,
         content_type: "text/xml; charset=utf-8",
-        headers: Vec::new(),
-        body: format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
-            xml_escape(&reply.text)
-        ),
+        ..RawResponse::text(
+            200,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+                xml_escape(&reply.text)
+            ),
+        )
     }
 }
 

@@ -7,8 +7,13 @@
 //! `ISO-8859-1`/`WINDOWS-1252`, or `UTF-16BE` for a UCS-2 message, `%c` = 2); it is decoded
 //! accordingly. The reply is `text/plain; charset=UTF-8`, with `X-Kannel-Coding: 2` when it
 //! needs UCS-2 (the service needs `accept-x-kannel-headers = true`), and never empty.
+//!
+//! Its delivery reports (`/dlr/kannel`, the `dlr-url` the Kannel sender fills in):
+//! `?id=<tamtam's id>&status=%d`, where `%d` is 1 delivered, 2 failed, 4 buffered, 8
+//! submitted to the SMSC, 16 rejected by the SMSC.
 
-use super::{decode_utf16be, parse_form_bytes, AdapterError, RawRequest, RawResponse};
+use super::dlr::{fields, present, DeliveryReport, DeliveryStatus, MessageRef};
+use crate::adapters::{decode_utf16be, parse_form_bytes, AdapterError, RawRequest, RawResponse};
 use crate::message::{normalize_msisdn, SmsInbound, SmsReply};
 use crate::text::Encoding;
 
@@ -116,11 +121,29 @@ pub(super) fn render(reply: &SmsReply) -> RawResponse {
         headers.push(("x-kannel-coding", "2".to_string()));
     }
     RawResponse {
-        status: 200,
-        content_type: "text/plain; charset=utf-8",
         headers,
-        body: reply.text.clone(),
+        ..RawResponse::text(200, reply.text.clone())
     }
+}
+
+/// Reads a delivery report: tamtam's own id and Kannel's status code.
+pub(super) fn parse_dlr(req: &RawRequest) -> Result<DeliveryReport, AdapterError> {
+    let f = fields(req)?;
+    let id = present(&f, "id")?;
+    let code = present(&f, "status")?;
+    let status = match code.trim() {
+        "1" => DeliveryStatus::Delivered,
+        "2" => DeliveryStatus::Failed,
+        "4" => DeliveryStatus::Buffered,
+        "8" => DeliveryStatus::Submitted,
+        "16" => DeliveryStatus::Rejected,
+        _ => DeliveryStatus::Unknown,
+    };
+    Ok(DeliveryReport {
+        id: MessageRef::Own(id.to_string()),
+        status,
+        detail: format!("kannel dlr {code}"),
+    })
 }
 
 #[cfg(test)]
@@ -208,6 +231,37 @@ mod tests {
             render(&SmsReply::new(String::new())).body,
             " ",
             "never empty"
+        );
+    }
+
+    #[test]
+    fn delivery_reports_map_each_kannel_code() {
+        use crate::adapters::sms::dlr::post;
+        for (code, status) in [
+            ("1", "delivered"),
+            ("2", "failed"),
+            ("4", "buffered"),
+            ("8", "submitted"),
+            ("16", "rejected"),
+            ("32", "unknown"),
+            ("x", "unknown"),
+        ] {
+            let query = format!("id=m1&status={code}");
+            let r = parse_dlr(&post(Some(&query), b"")).unwrap();
+            assert_eq!(r.status.as_str(), status, "code {code}");
+            assert_eq!(r.id, MessageRef::Own("m1".into()));
+            assert_eq!(r.detail, format!("kannel dlr {code}"));
+        }
+        // The fields may come in a form body too.
+        let r = parse_dlr(&post(None, b"id=m2&status=1")).unwrap();
+        assert_eq!(r.id, MessageRef::Own("m2".into()));
+        assert_eq!(
+            parse_dlr(&post(Some("status=1"), b"")),
+            Err(AdapterError::MissingField("id"))
+        );
+        assert_eq!(
+            parse_dlr(&post(Some("id=m1"), b"")),
+            Err(AdapterError::MissingField("status"))
         );
     }
 }
