@@ -27,4 +27,5 @@ pub mod message;
 pub mod outbox;
 pub mod server;
 pub mod session;
+pub mod template;
 pub mod text;
