@@ -545,3 +545,6 @@ fn holds(menu: &Menu, condition: &RouteCondition, state: &State, msisdn: &str) -
         },
     }
 }
+
+#[cfg(test)]
+mod tests;
