@@ -176,7 +176,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         Some(v) => v
             .clone()
             .try_into()
-            .map_err(|e: toml::de::Error| report.error("menu", e.message().to_string()))
+            .map_err(|e: toml::de::Error| report.error("menu", readable(e.message())))
             .ok(),
         None => {
             report.error(
@@ -190,7 +190,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         Some(v) => v
             .clone()
             .try_into()
-            .map_err(|e: toml::de::Error| report.error("texts", e.message().to_string()))
+            .map_err(|e: toml::de::Error| report.error("texts", readable(e.message())))
             .unwrap_or_default(),
         None => RawTexts::default(),
     };
@@ -198,7 +198,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         Some(v) => v
             .clone()
             .try_into()
-            .map_err(|e: toml::de::Error| report.error("sms", e.message().to_string()))
+            .map_err(|e: toml::de::Error| report.error("sms", readable(e.message())))
             .unwrap_or_default(),
         None => RawSms::default(),
     };
@@ -206,7 +206,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         Some(v) => v
             .clone()
             .try_into()
-            .map_err(|e: toml::de::Error| report.error("hours", e.message().to_string()))
+            .map_err(|e: toml::de::Error| report.error("hours", readable(e.message())))
             .unwrap_or_default(),
         None => BTreeMap::new(),
     };
@@ -253,7 +253,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         let raw = value
             .clone()
             .try_into::<RawScreen>()
-            .map_err(|e| report.error(id, e.message().to_string()))
+            .map_err(|e| report.error(id, readable(e.message())))
             .ok();
         raws.insert(id.as_str(), raw);
     }
@@ -371,6 +371,17 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+}
+
+/// A field error from serde, broken up: the long list of what was expected goes on a line
+/// of its own (`unknown field `colour``, then `    expected one of `screen`, `kind`, …`).
+fn readable(message: &str) -> String {
+    match message.trim_end().split_once(", expected ") {
+        Some((what, expected)) if expected.len() > 40 => {
+            format!("{what}\n    expected {expected}")
+        }
+        _ => message.trim_end().to_string(),
     }
 }
 
@@ -579,6 +590,19 @@ text = "Personne ne vient ici."
             "{all:#?}"
         );
         assert!(!all[0].contains('\n'), "one line: {all:#?}");
+    }
+
+    #[test]
+    fn a_long_list_of_expected_fields_goes_on_a_line_of_its_own() {
+        let text = "[menu]\nhome = \"a\"\n\n[screens.a]\nkind = \"info\"\ntext = \"x\"\ncolour = \"red\"\n";
+        let all = problems(text, TextPolicy::Transliterate);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        let (first, second) = all[0].split_once('\n').expect("two lines");
+        assert_eq!(first, "m.toml:a: error: unknown field `colour`");
+        assert!(
+            second.starts_with("    expected one of `screen`, `kind`"),
+            "{second}"
+        );
     }
 
     #[test]
