@@ -408,21 +408,33 @@ fn toml_syntax_problem(text: &str, e: &toml::de::Error) -> (Option<String>, Stri
     if message.starts_with("duplicate key") && !spanned.is_empty() && !message.contains('`') {
         message = format!("{message} `{spanned}`");
     }
+    // An error inside a value: name the key it belongs to.
+    let key = key_of_line(&text[line_start..]).filter(|_| !message.starts_with("duplicate key"));
     // The table the error sits in: the last `[header]` above it.
-    let table = before
+    let table = text[..line_start]
         .lines()
         .rev()
-        .skip(1)
         .map(str::trim_start)
         .find(|l| l.starts_with('['))
         .map(|l| l.split('#').next().unwrap_or(l).trim());
-    if let Some(table) = table {
-        message = format!("{message} (in {table})");
+    match (key, table) {
+        (Some(key), Some(table)) => message = format!("{message} (key `{key}` in {table})"),
+        (Some(key), None) => message = format!("{message} (key `{key}`)"),
+        (None, Some(table)) => message = format!("{message} (in {table})"),
+        (None, None) => {}
     }
     (
         Some(format!("{line}:{column}")),
         format!("invalid TOML: {message}"),
     )
+}
+
+/// The key a `key = value` line starts with, if it is one.
+fn key_of_line(line: &str) -> Option<&str> {
+    let (key, _) = line.lines().next()?.split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
 }
 
 /// Compiles a pattern the editor wrote, inside tamtam's `wrapped` form of it. The pattern
@@ -603,6 +615,15 @@ text = "Personne ne vient ici."
             second.starts_with("    expected one of `screen`, `kind`"),
             "{second}"
         );
+    }
+
+    #[test]
+    fn a_toml_error_inside_a_value_names_its_key() {
+        let text = "[menu]\nhome = \"a\"\n\n[screens.a]\nkind = \"info\"\ntext = \"pas fermé\n";
+        let all = problems(text, TextPolicy::Transliterate);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert!(all[0].starts_with("m.toml:6:"), "{all:#?}");
+        assert!(all[0].ends_with("(key `text` in [screens.a])"), "{all:#?}");
     }
 
     #[test]
