@@ -6,6 +6,7 @@
 //! - `redial` starts a new session offering to resume the last one;
 //! - `keyword NAME` starts on the screen NAME (an SMS keyword);
 //! - `sms` / `ussd` switches the channel for the next start;
+//! - `caller +33…` sets the caller's number (`+2250700000001` until then);
 //! - `now 0 10:00` sets the local time (weekday 0 = Monday) for the next start;
 //! - `found k=v …`, `missing`, `failed` answer the lookup the engine asked for;
 //! - anything else is one answer of the subscriber.
@@ -107,6 +108,7 @@ fn check(menu_toml: &str, script: &str, expected: &str) {
     let menu = menu(menu_toml);
     let mut channel = Channel::Ussd;
     let mut now = None;
+    let mut msisdn = MSISDN.to_string();
     let mut state: Option<State> = None;
     let mut out = String::new();
     for command in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -121,6 +123,10 @@ fn check(menu_toml: &str, script: &str, expected: &str) {
                 channel = Channel::Sms;
                 continue;
             }
+            ["caller", number] => {
+                msisdn = number.to_string();
+                continue;
+            }
             ["now", day, time] => {
                 let (h, m) = time.split_once(':').unwrap();
                 now = Some(LocalTime {
@@ -131,19 +137,19 @@ fn check(menu_toml: &str, script: &str, expected: &str) {
             }
             ["dial", prefill @ ..] => {
                 let prefill = prefill.iter().map(|s| s.to_string()).collect();
-                let (s, step) = start(&menu, channel, MSISDN, now, prefill, None);
+                let (s, step) = start(&menu, channel, &msisdn, now, prefill, None);
                 state = Some(s);
                 step
             }
             ["redial"] => {
                 let previous = state.take();
-                let (s, step) = start(&menu, channel, MSISDN, now, Vec::new(), previous);
+                let (s, step) = start(&menu, channel, &msisdn, now, Vec::new(), previous);
                 state = Some(s);
                 step
             }
             ["keyword", name] => {
                 let screen = menu.find(name).unwrap();
-                let (s, step) = start_at(&menu, channel, MSISDN, now, screen);
+                let (s, step) = start_at(&menu, channel, &msisdn, now, screen);
                 state = Some(s);
                 step
             }
@@ -156,23 +162,23 @@ fn check(menu_toml: &str, script: &str, expected: &str) {
                     })
                     .collect();
                 let outcome = LookupOutcome::Found(fields);
-                lookup_done(&menu, channel, state.as_mut().unwrap(), MSISDN, outcome)
+                lookup_done(&menu, channel, state.as_mut().unwrap(), &msisdn, outcome)
             }
             ["missing"] => lookup_done(
                 &menu,
                 channel,
                 state.as_mut().unwrap(),
-                MSISDN,
+                &msisdn,
                 LookupOutcome::Missing,
             ),
             ["failed"] => lookup_done(
                 &menu,
                 channel,
                 state.as_mut().unwrap(),
-                MSISDN,
+                &msisdn,
                 LookupOutcome::Failed,
             ),
-            _ => input(&menu, channel, state.as_mut().unwrap(), MSISDN, command),
+            _ => input(&menu, channel, state.as_mut().unwrap(), &msisdn, command),
         };
         match step {
             Step::Show { text, end } => {
@@ -656,6 +662,83 @@ fn a_router_follows_opening_hours() {
         > now 5 10:00
         > dial 4
           Fermé. Rappelez lundi à 8h.
+          [end]
+        ",
+    );
+}
+/// Routers on a saved variable and on the caller's number.
+const ROUTERS: &str = r#"
+[menu]
+home = "pays"
+
+[screens.pays]
+kind = "router"
+routes = [{ prefix = ["+225"], next = "operateur" }]
+default = "etranger"
+
+[screens.etranger]
+kind = "info"
+text = "Service réservé à la Côte d'Ivoire."
+
+[screens.operateur]
+kind = "input"
+text = "Votre opérateur ?"
+pattern = "[a-zA-Z ]{2,20}"
+error = "Un nom, par exemple Orange."
+save = "op"
+next = "verif"
+
+[screens.verif]
+kind = "router"
+routes = [
+  { var = "op", matches = "(?i)orange|moov", next = "couvert" },
+  { var = "op", equals = "MTN", next = "bientot" },
+]
+default = "non_couvert"
+
+[screens.couvert]
+kind = "info"
+text = "{op} : couvert."
+
+[screens.bientot]
+kind = "info"
+text = "{op} : bientôt."
+
+[screens.non_couvert]
+kind = "info"
+text = "{op} : non couvert."
+"#;
+
+#[test]
+fn routers_branch_on_the_callers_number_and_on_saved_variables() {
+    check(
+        ROUTERS,
+        "dial\nmoov\ndial\nMTN\ndial\nmtn\ndial Free\ncaller +33600000000\ndial",
+        "
+        > dial
+          Votre opérateur ?
+          0. Retour 00. Accueil
+        > moov
+          moov : couvert.
+          [end]
+        > dial
+          Votre opérateur ?
+          0. Retour 00. Accueil
+        > MTN
+          MTN : bientot.
+          [end]
+        > dial
+          Votre opérateur ?
+          0. Retour 00. Accueil
+        > mtn
+          mtn : non couvert.
+          [end]
+        > dial Free
+          Free : non couvert.
+          [end]
+        > caller +33600000000
+        > dial
+          Service réservé à la Cote d'Ivoire.
           [end]
         ",
     );
