@@ -186,30 +186,9 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
             None
         }
     };
-    let raw_texts: RawTexts = match table.get("texts") {
-        Some(v) => v
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| report.error("texts", readable(e.message())))
-            .unwrap_or_default(),
-        None => RawTexts::default(),
-    };
-    let raw_sms: RawSms = match table.get("sms") {
-        Some(v) => v
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| report.error("sms", readable(e.message())))
-            .unwrap_or_default(),
-        None => RawSms::default(),
-    };
-    let raw_hours: BTreeMap<String, Vec<String>> = match table.get("hours") {
-        Some(v) => v
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| report.error("hours", readable(e.message())))
-            .unwrap_or_default(),
-        None => BTreeMap::new(),
-    };
+    let raw_texts: RawTexts = section(&table, "texts", report);
+    let raw_sms: RawSms = section(&table, "sms", report);
+    let raw_hours: BTreeMap<String, Vec<String>> = section(&table, "hours", report);
     let mut hours = HashMap::new();
     for (line, rules) in &raw_hours {
         let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
@@ -265,18 +244,8 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         }
     });
 
-    let saved_vars: HashSet<&str> = raws
-        .values()
-        .flatten()
-        .filter_map(|r| r.save.as_deref())
-        .collect();
     let next_open: Vec<String> = raw_hours.keys().map(|l| format!("next_open:{l}")).collect();
-    let mut known_vars: HashSet<&str> = saved_vars.clone();
-    known_vars.insert("msisdn");
-    known_vars.extend(next_open.iter().map(String::as_str));
-    for fields in options.sources.values() {
-        known_vars.extend(fields.iter().map(String::as_str));
-    }
+    let known_vars = known_vars(&raws, &next_open, options);
 
     let kinds: HashMap<&str, &str> = raws
         .iter()
@@ -372,6 +341,43 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// An optional section (`[texts]`, `[sms]`, `[hours]`): its default when absent or wrong
+/// (a wrong one is reported).
+fn section<T: Default + serde::de::DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    report: &mut Report,
+) -> T {
+    match table.get(name) {
+        Some(v) => v
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| report.error(name, readable(e.message())))
+            .unwrap_or_default(),
+        None => T::default(),
+    }
+}
+
+/// The names a placeholder or a route may use: saved inputs, data-source fields, the
+/// caller's number and `next_open:LINE` for each line of `[hours]`.
+fn known_vars<'a>(
+    raws: &'a BTreeMap<&str, Option<RawScreen>>,
+    next_open: &'a [String],
+    options: &'a LoadOptions,
+) -> HashSet<&'a str> {
+    let mut known: HashSet<&str> = raws
+        .values()
+        .flatten()
+        .filter_map(|r| r.save.as_deref())
+        .collect();
+    known.insert("msisdn");
+    known.extend(next_open.iter().map(String::as_str));
+    for fields in options.sources.values() {
+        known.extend(fields.iter().map(String::as_str));
+    }
+    known
 }
 
 /// A field error from serde, broken up: the long list of what was expected goes on a line

@@ -67,6 +67,9 @@ fn required<'r, T>(
     v.as_ref()
 }
 
+/// One raw screen to a compiled screen: what every kind shares (allowed fields, choices,
+/// the body), and the kind's own checks. `None` when the screen has an error; every error
+/// found is reported.
 pub(super) fn build_screen(
     id: &str,
     raw: &RawScreen,
@@ -93,33 +96,7 @@ pub(super) fn build_screen(
         }
     }
     let kind_name = raw.kind.as_str();
-    let mut choices = Vec::new();
-    let mut labels = Vec::new();
-    if let Some(raw_choices) = &raw.choices {
-        if raw_choices.len() > MAX_CHOICES {
-            report.error(
-                id,
-                format!("{} choices, at most {MAX_CHOICES}", raw_choices.len()),
-            );
-        }
-        for (i, c) in raw_choices.iter().enumerate() {
-            if c.label.trim().is_empty() {
-                report.error(id, format!("choice {} has an empty label", i + 1));
-            }
-            if c.label.contains('{') || c.label.contains('\n') {
-                report.error(
-                    id,
-                    format!(
-                        "choice {} label must be one line without placeholders",
-                        i + 1
-                    ),
-                );
-            }
-            labels.push(c.label.trim().to_string());
-            choices.push(ctx.target(id, "choices.next", &c.next, report));
-        }
-    }
-    let choices: Option<Vec<ScreenId>> = choices.into_iter().collect();
+    let (choices, labels) = read_choices(id, raw, ctx, report);
 
     let kind = match kind_name {
         "menu" => menu_kind(id, raw, choices, report),
@@ -161,6 +138,42 @@ pub(super) fn build_screen(
         kind: kind?,
         body,
     })
+}
+
+/// The choices' targets (`None` when one names no screen) and their labels, trimmed.
+fn read_choices(
+    id: &str,
+    raw: &RawScreen,
+    ctx: &Ctx,
+    report: &mut Report,
+) -> (Option<Vec<ScreenId>>, Vec<String>) {
+    let mut choices = Vec::new();
+    let mut labels = Vec::new();
+    if let Some(raw_choices) = &raw.choices {
+        if raw_choices.len() > MAX_CHOICES {
+            report.error(
+                id,
+                format!("{} choices, at most {MAX_CHOICES}", raw_choices.len()),
+            );
+        }
+        for (i, c) in raw_choices.iter().enumerate() {
+            if c.label.trim().is_empty() {
+                report.error(id, format!("choice {} has an empty label", i + 1));
+            }
+            if c.label.contains('{') || c.label.contains('\n') {
+                report.error(
+                    id,
+                    format!(
+                        "choice {} label must be one line without placeholders",
+                        i + 1
+                    ),
+                );
+            }
+            labels.push(c.label.trim().to_string());
+            choices.push(ctx.target(id, "choices.next", &c.next, report));
+        }
+    }
+    (choices.into_iter().collect(), labels)
 }
 
 /// `menu`: numbered choices, at least one.
