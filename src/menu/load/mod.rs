@@ -189,16 +189,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
     let raw_texts: RawTexts = section(&table, "texts", report);
     let raw_sms: RawSms = section(&table, "sms", report);
     let raw_hours: BTreeMap<String, Vec<String>> = section(&table, "hours", report);
-    let mut hours = HashMap::new();
-    for (line, rules) in &raw_hours {
-        let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
-        match crate::hours::Schedule::parse(&rules) {
-            Ok(s) => {
-                hours.insert(line.clone(), s);
-            }
-            Err(e) => report.error(&format!("hours.{line}"), e),
-        }
-    }
+    let hours = parse_hours(&raw_hours, report);
     let texts = build_texts(&raw_texts, options.policy);
     let sms_texts = build_texts(&raw_texts, options.sms_policy);
 
@@ -214,28 +205,7 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
         return None;
     };
 
-    // First pass: ids and raw screens, each read on its own.
-    let mut raws: BTreeMap<&str, Option<RawScreen>> = BTreeMap::new();
-    let mut index: HashMap<String, ScreenId> = HashMap::new();
-    for (i, (id, value)) in screens_table.iter().enumerate() {
-        if !id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            report.error(id, "a screen id holds only a-z, 0-9 and _");
-        }
-        let Ok(n) = u16::try_from(i) else {
-            report.error(id, "too many screens (at most 65535)");
-            return None;
-        };
-        index.insert(id.clone(), ScreenId(n));
-        let raw = value
-            .clone()
-            .try_into::<RawScreen>()
-            .map_err(|e| report.error(id, readable(e.message())))
-            .ok();
-        raws.insert(id.as_str(), raw);
-    }
+    let (raws, index) = read_screens(screens_table, report)?;
     let home = header.and_then(|h| match index.get(&h.home) {
         Some(id) => Some(*id),
         None => {
@@ -343,6 +313,57 @@ impl Ctx<'_> {
     }
 }
 
+/// Raw screens by id; `None` for a screen whose fields do not read.
+type RawScreens<'t> = BTreeMap<&'t str, Option<RawScreen>>;
+
+/// The first pass: each screen's id and raw fields, each read on its own (a screen that
+/// does not read is `None`, its problem reported). `None` past 65,535 screens.
+fn read_screens<'t>(
+    screens_table: &'t toml::Table,
+    report: &mut Report,
+) -> Option<(RawScreens<'t>, HashMap<String, ScreenId>)> {
+    let mut raws: BTreeMap<&str, Option<RawScreen>> = BTreeMap::new();
+    let mut index: HashMap<String, ScreenId> = HashMap::new();
+    for (i, (id, value)) in screens_table.iter().enumerate() {
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            report.error(id, "a screen id holds only a-z, 0-9 and _");
+        }
+        let Ok(n) = u16::try_from(i) else {
+            report.error(id, "too many screens (at most 65535)");
+            return None;
+        };
+        index.insert(id.clone(), ScreenId(n));
+        let raw = value
+            .clone()
+            .try_into::<RawScreen>()
+            .map_err(|e| report.error(id, readable(e.message())))
+            .ok();
+        raws.insert(id.as_str(), raw);
+    }
+    Some((raws, index))
+}
+
+/// `[hours]`: each line's rules to a schedule (a line that does not parse is reported).
+fn parse_hours(
+    raw: &BTreeMap<String, Vec<String>>,
+    report: &mut Report,
+) -> HashMap<String, crate::hours::Schedule> {
+    let mut hours = HashMap::new();
+    for (line, rules) in raw {
+        let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+        match crate::hours::Schedule::parse(&rules) {
+            Ok(s) => {
+                hours.insert(line.clone(), s);
+            }
+            Err(e) => report.error(&format!("hours.{line}"), e),
+        }
+    }
+    hours
+}
+
 /// An optional section (`[texts]`, `[sms]`, `[hours]`): its default when absent or wrong
 /// (a wrong one is reported).
 fn section<T: Default + serde::de::DeserializeOwned>(
@@ -363,7 +384,7 @@ fn section<T: Default + serde::de::DeserializeOwned>(
 /// The names a placeholder or a route may use: saved inputs, data-source fields, the
 /// caller's number and `next_open:LINE` for each line of `[hours]`.
 fn known_vars<'a>(
-    raws: &'a BTreeMap<&str, Option<RawScreen>>,
+    raws: &'a RawScreens,
     next_open: &'a [String],
     options: &'a LoadOptions,
 ) -> HashSet<&'a str> {
