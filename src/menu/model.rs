@@ -1,6 +1,8 @@
-//! The compiled menu: screens by index, choices resolved, static pages pre-rendered.
+//! The compiled menu: screens by index, choices resolved, static pages pre-rendered
+//! ([`Body`], [`Pages`], [`LayoutKind`]).
 //!
-//! Built once by `load`; the hot path only indexes into it.
+//! Built once by `load`; the hot path only indexes into it. Pure data: `render` and
+//! `engine` read it, it imports neither (only the screen [`Template`]).
 
 use std::collections::HashMap;
 
