@@ -29,4 +29,5 @@ pub mod message;
 pub mod outbox;
 pub mod server;
 pub mod session;
+pub mod template;
 pub mod text;

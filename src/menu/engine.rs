@@ -8,8 +8,10 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::model::{Channel, Kind, Menu, RouteCondition, ScreenId, BACK, HOME, MAX_ERRORS, MORE};
-use super::render::{paginate, sms_text, Body};
+use super::model::{
+    Body, Channel, Kind, Menu, RouteCondition, ScreenId, BACK, HOME, MAX_ERRORS, MORE,
+};
+use super::render::{paginate, sms_text};
 use crate::hours::{describe_next, LocalTime};
 
 /// Most automatic moves (routers, silent lookups) one answer may cause: a guard against a
@@ -543,3 +545,6 @@ fn holds(menu: &Menu, condition: &RouteCondition, state: &State, msisdn: &str) -
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,17 +7,19 @@
 //!
 //! - `model`: the compiled menu ([`Menu`], [`Screen`], [`Kind`]), built once at load.
 //! - `load`: TOML text to [`Menu`], reporting every problem as `file:screen: message`.
-//! - `render`: templates and pagination into USSD pages (through `crate::text`).
+//! - `template`: screen texts and lookup keys with `{placeholder}`s (on [`crate::template`]).
+//! - `render`: pagination into USSD pages (through `crate::text`).
 //! - `engine`: [`State`], [`start`], [`input`], [`lookup_done`].
 
 mod engine;
 mod load;
 mod model;
 mod render;
+mod template;
 
 pub use engine::{input, lookup_done, start, start_at, Effect, LookupOutcome, State, Step};
 pub use load::{load, LoadOptions};
 pub use model::{
     Channel, Keyword, Kind, Menu, Route, RouteCondition, Screen, ScreenId, SmsRoutes, Texts,
 };
-pub use render::Template;
+pub use template::Template;

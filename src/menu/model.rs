@@ -1,12 +1,14 @@
-//! The compiled menu: screens by index, choices resolved, static pages pre-rendered.
+//! The compiled menu: screens by index, choices resolved, static pages pre-rendered
+//! ([`Body`], [`Pages`], [`LayoutKind`]).
 //!
-//! Built once by `load`; the hot path only indexes into it.
+//! Built once by `load`; the hot path only indexes into it. Pure data: `render` and
+//! `engine` read it, it imports neither (only the screen [`Template`]).
 
 use std::collections::HashMap;
 
 use regex::Regex;
 
-use super::render::{Body, Template};
+use super::template::Template;
 use crate::text::{TextPolicy, UssdLimits};
 
 /// The channel a screen is shown on: USSD pages, or one SMS text.
@@ -240,3 +242,37 @@ pub const BACK: &str = "0";
 pub const HOME: &str = "00";
 /// Most choices a screen may have (98 is the next-page key).
 pub const MAX_CHOICES: usize = 97;
+
+/// What a displayed screen shows.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Rendered once at load, for both channels.
+    Static(Pages),
+    /// Rendered at each display (placeholders). Text and labels as written: the channel's
+    /// policy applies after rendering.
+    Dynamic {
+        text: Template,
+        choices: Vec<String>,
+        layout: LayoutKind,
+    },
+}
+
+/// A screen rendered for both channels.
+#[derive(Debug, Clone)]
+pub(crate) struct Pages {
+    /// USSD pages.
+    pub normal: Vec<String>,
+    /// The whole screen as one SMS text.
+    pub sms: String,
+    /// The screen's text alone, without its choices, as an SMS (what `sms` screens send).
+    pub sms_plain: String,
+}
+
+/// Whether the last page of a screen ends the session, and whether it is the home screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LayoutKind {
+    /// The last page ends the session (info screens, lookups without choices).
+    pub terminal: bool,
+    /// Home shows no "back / home" line on its first page.
+    pub home: bool,
+}

@@ -1,143 +1,13 @@
-//! Templates and pagination: from a screen's text and choices to USSD pages.
+//! Pagination: from a screen's text and choices to USSD pages (and one SMS text).
 //!
 //! A page never splits a choice or a word. Each page but the last ends with `98. Suite`;
 //! every page that waits for an answer keeps room for the "invalid choice" line, so the
 //! error screen always fits too. All measuring goes through `crate::text`.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
-use super::model::{Texts, BACK, HOME, MORE};
+use super::model::{LayoutKind, Pages, Texts, BACK, HOME, MORE};
 use crate::text::{self, Encoding, TextPolicy, UssdLimits};
-
-/// A text with `{name}` placeholders, parsed once at load.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    segments: Vec<Segment>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    Var(String),
-}
-
-impl Template {
-    /// Parses `{name}` placeholders; `{{` and `}}` are literal braces.
-    pub fn parse(s: &str) -> Result<Template, String> {
-        let mut segments = Vec::new();
-        let mut literal = String::new();
-        let mut chars = s.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) if c.is_ascii_alphanumeric() || c == '_' || c == ':' => {
-                                name.push(c)
-                            }
-                            Some(c) => {
-                                return Err(format!(
-                                    "placeholder {{{name}{c}… may hold only letters, digits and _ (write {{{{ for a literal brace)"
-                                ))
-                            }
-                            None => return Err(format!("placeholder {{{name} is not closed")),
-                        }
-                    }
-                    if name.is_empty() {
-                        return Err("empty placeholder {}".into());
-                    }
-                    if !literal.is_empty() {
-                        segments.push(Segment::Literal(std::mem::take(&mut literal)));
-                    }
-                    segments.push(Segment::Var(name));
-                }
-                '}' => return Err("lone } (write }} for a literal brace)".into()),
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() || segments.is_empty() {
-            segments.push(Segment::Literal(literal));
-        }
-        Ok(Template { segments })
-    }
-
-    /// True when the template has no placeholder.
-    pub fn is_static(&self) -> bool {
-        self.segments
-            .iter()
-            .all(|s| matches!(s, Segment::Literal(_)))
-    }
-
-    /// The placeholder names, in order.
-    pub fn vars(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().filter_map(|s| match s {
-            Segment::Var(v) => Some(v.as_str()),
-            Segment::Literal(_) => None,
-        })
-    }
-
-    /// Fills the placeholders; an unknown one renders empty.
-    pub fn render<'v>(&self, value: impl Fn(&str) -> Option<Cow<'v, str>>) -> String {
-        let mut out = String::new();
-        for s in &self.segments {
-            match s {
-                Segment::Literal(l) => out.push_str(l),
-                Segment::Var(v) => {
-                    if let Some(val) = value(v) {
-                        out.push_str(&val)
-                    } else {
-                        tracing::debug!(placeholder = %v, "template placeholder has no value");
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// The template's text when it is static.
-    pub fn as_static(&self) -> Option<&str> {
-        match self.segments.as_slice() {
-            [Segment::Literal(l)] => Some(l),
-            _ => None,
-        }
-    }
-}
-
-/// What a displayed screen shows.
-#[derive(Debug)]
-pub(crate) enum Body {
-    /// Rendered once at load, for both channels.
-    Static(Pages),
-    /// Rendered at each display (placeholders). Text and labels as written: the channel's
-    /// policy applies after rendering.
-    Dynamic {
-        text: Template,
-        choices: Vec<String>,
-        layout: LayoutKind,
-    },
-}
-
-/// A screen rendered for both channels.
-#[derive(Debug, Clone)]
-pub(crate) struct Pages {
-    /// USSD pages.
-    pub normal: Vec<String>,
-    /// The whole screen as one SMS text.
-    pub sms: String,
-    /// The screen's text alone, without its choices, as an SMS (what `sms` screens send).
-    pub sms_plain: String,
-}
 
 /// A screen as one SMS: its text, then its choices one a line. No pages, no navigation line.
 pub(crate) fn sms_text(body: &str, labels: &[String]) -> String {
@@ -149,15 +19,6 @@ pub(crate) fn sms_text(body: &str, labels: &[String]) -> String {
         out.push_str(&format!("{}. {label}", i + 1));
     }
     out
-}
-
-/// Whether the last page of a screen ends the session, and whether it is the home screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LayoutKind {
-    /// The last page ends the session (info screens, lookups without choices).
-    pub terminal: bool,
-    /// Home shows no "back / home" line on its first page.
-    pub home: bool,
 }
 
 /// Splits a screen into pages. Fails only when a single choice cannot fit on a page.
@@ -343,27 +204,6 @@ mod tests {
 
     fn texts() -> Texts {
         Texts::default()
-    }
-
-    #[test]
-    fn template_parses_and_renders() {
-        let t = Template::parse("Crédit {credit} F, {{brut}}").unwrap();
-        assert!(!t.is_static());
-        assert_eq!(t.vars().collect::<Vec<_>>(), ["credit"]);
-        let out = t.render(|v| (v == "credit").then_some(Cow::Borrowed("1 500")));
-        assert_eq!(out, "Crédit 1 500 F, {brut}");
-        assert!(Template::parse("a {b").is_err());
-        assert!(Template::parse("a {b c}").is_err());
-        assert_eq!(
-            Template::parse("{next_open:1000}")
-                .unwrap()
-                .vars()
-                .collect::<Vec<_>>(),
-            ["next_open:1000"]
-        );
-        assert!(Template::parse("a }").is_err());
-        assert!(Template::parse("{}").is_err());
-        assert_eq!(Template::parse("").unwrap().as_static(), Some(""));
     }
 
     #[test]
