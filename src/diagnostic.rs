@@ -30,6 +30,11 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A TOML syntax error in `text` (the contents of `file`), placed at `LINE:COLUMN`.
+    pub fn toml(file: &str, text: &str, e: &toml::de::Error) -> Self {
+        toml_syntax(file, text, e)
+    }
+
     /// An error at `place` in `file`.
     pub fn error(
         file: impl Into<String>,
@@ -66,6 +71,81 @@ pub fn has_errors(problems: &[Diagnostic]) -> bool {
     problems.iter().any(Diagnostic::is_error)
 }
 
+/// A TOML error as `file:LINE:COLUMN: error: invalid TOML: message`. The place is where
+/// the parser stopped (1-based, columns in characters), so an editor can jump to it. toml's
+/// own message does not always name the key (`duplicate key`, `invalid type: …`): the key
+/// written at that place is added, with its table (`duplicate key `ttl_secs` in [session]`).
+fn toml_syntax(file: &str, text: &str, e: &toml::de::Error) -> Diagnostic {
+    // toml's messages may run over several lines ("invalid table header\nexpected ...").
+    let joined = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = joined.as_str();
+    let Some(span) = e.span() else {
+        return Diagnostic::error(file, None, format!("invalid TOML: {message}"));
+    };
+    let (line, column) = line_column(text, span.start);
+    let at = text.get(span.clone()).unwrap_or("");
+    let line_text = text.lines().nth(line - 1).unwrap_or("");
+    let table = text
+        .lines()
+        .take(line - 1)
+        .filter(|l| l.trim_start().starts_with('['))
+        .last()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|_| !line_text.trim_start().starts_with('['));
+    let within = table.map(|t| format!(" in {t}")).unwrap_or_default();
+    let message = if message == "duplicate key" && !at.is_empty() {
+        format!("duplicate key `{at}`{within}")
+    } else if let Some(key) = key_before(line_text, column) {
+        if message.contains(&format!("`{key}`")) {
+            format!("{}{message}", in_table(table))
+        } else {
+            format!("`{key}`{within}: {message}")
+        }
+    } else {
+        format!("{}{message}", in_table(table))
+    };
+    Diagnostic::error(
+        file,
+        Some(format!("{line}:{column}")),
+        format!("invalid TOML: {message}"),
+    )
+}
+
+/// `in [table]: `, or nothing at the top level.
+fn in_table(table: Option<&str>) -> String {
+    table.map(|t| format!("in {t}: ")).unwrap_or_default()
+}
+
+/// The key of `key = value` when `column` (1-based, in characters) is in the value.
+fn key_before(line: &str, column: usize) -> Option<&str> {
+    let cut = line
+        .char_indices()
+        .nth(column - 1)
+        .map_or(line.len(), |(i, _)| i);
+    let (key, _) = line[..cut].split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'');
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = match self.severity {
@@ -91,5 +171,22 @@ mod tests {
         assert_eq!(w.to_string(), "config/tamtam.toml: warning: unused");
         assert!(has_errors(&[w.clone(), d]));
         assert!(!has_errors(&[w]));
+    }
+
+    #[test]
+    fn line_and_column_count_lines_and_characters_from_one() {
+        let text = "ab\nçd\n\nx";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 1), (1, 2));
+        assert_eq!(line_column(text, 3), (2, 1));
+        assert_eq!(line_column(text, 5), (2, 2), "ç is two bytes, one column");
+        assert_eq!(line_column(text, 7), (3, 1));
+        assert_eq!(line_column(text, 8), (4, 1));
+        assert_eq!(line_column(text, 100), (4, 2), "past the end: the end");
+        assert_eq!(
+            line_column(text, 4),
+            (2, 1),
+            "inside a character: its start"
+        );
     }
 }

@@ -36,8 +36,6 @@ pub struct Mount {
     pub sender: Option<String>,
 }
 
-/// The old name of [`Mount`], still used by the server and the tests.
-
 /// Checks every `[[channel]]`: a known dialect, a unique path starting with `/`, the
 /// Twilio-only options on Twilio only; at least one channel.
 pub(super) fn check(raw: Vec<RawChannel>, problems: &mut Problems) -> Vec<Mount> {

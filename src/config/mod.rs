@@ -172,7 +172,7 @@ impl Config {
         overrides: &Overrides,
     ) -> Result<Config, Vec<Diagnostic>> {
         let raw: RawConfig =
-            toml::from_str(text).map_err(|e| vec![syntax_error(file, text, &e)])?;
+            toml::from_str(text).map_err(|e| vec![Diagnostic::toml(file, text, &e)])?;
         let mut problems = Problems::new(file);
         let env = |name: &str| std::env::var(name).ok();
 
@@ -237,73 +237,6 @@ fn check_redis_url(url: Option<String>, problems: &mut Problems) -> Option<Strin
         }
     }
     url
-}
-
-/// A TOML error as `file:LINE:COLUMN: error: invalid TOML: message`. The place is where
-/// the parser stopped (1-based, columns in characters), so an editor can jump to it. toml's
-/// own message does not always name the key (`duplicate key`, `invalid type: …`): the key
-/// written at that place is added, with its table (`duplicate key `ttl_secs` in [session]`).
-fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> Diagnostic {
-    let message = e.message().trim_end();
-    let Some(span) = e.span() else {
-        return Diagnostic::error(file, None, format!("invalid TOML: {message}"));
-    };
-    let (line, column) = line_column(text, span.start);
-    let at = text.get(span.clone()).unwrap_or("");
-    let line_text = text.lines().nth(line - 1).unwrap_or("");
-    let table = text
-        .lines()
-        .take(line - 1)
-        .filter(|l| l.trim_start().starts_with('['))
-        .last()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|_| !line_text.trim_start().starts_with('['));
-    let within = table.map(|t| format!(" in {t}")).unwrap_or_default();
-    let message = if message == "duplicate key" && !at.is_empty() {
-        format!("duplicate key `{at}`{within}")
-    } else if let Some(key) = key_before(line_text, column) {
-        if message.contains(&format!("`{key}`")) {
-            format!("{}{message}", in_table(table))
-        } else {
-            format!("`{key}`{within}: {message}")
-        }
-    } else {
-        format!("{}{message}", in_table(table))
-    };
-    Diagnostic::error(
-        file,
-        Some(format!("{line}:{column}")),
-        format!("invalid TOML: {message}"),
-    )
-}
-
-/// `in [table]: `, or nothing at the top level.
-fn in_table(table: Option<&str>) -> String {
-    table.map(|t| format!("in {t}: ")).unwrap_or_default()
-}
-
-/// The key of `key = value` when `column` (1-based, in characters) is in the value.
-fn key_before(line: &str, column: usize) -> Option<&str> {
-    let cut = line
-        .char_indices()
-        .nth(column - 1)
-        .map_or(line.len(), |(i, _)| i);
-    let (key, _) = line[..cut].split_once('=')?;
-    let key = key.trim();
-    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | '\'');
-    (!key.is_empty() && key.chars().all(bare)).then_some(key)
-}
-
-/// The 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
 }
 
 #[cfg(test)]
@@ -544,22 +477,5 @@ unknown = 1
                 || shipped.contains(&format!("[{option}]"));
             assert!(written, "`{option}` is not in config/tamtam.toml");
         }
-    }
-
-    #[test]
-    fn line_and_column_count_lines_and_characters_from_one() {
-        let text = "ab\nçd\n\nx";
-        assert_eq!(line_column(text, 0), (1, 1));
-        assert_eq!(line_column(text, 1), (1, 2));
-        assert_eq!(line_column(text, 3), (2, 1));
-        assert_eq!(line_column(text, 5), (2, 2), "ç is two bytes, one column");
-        assert_eq!(line_column(text, 7), (3, 1));
-        assert_eq!(line_column(text, 8), (4, 1));
-        assert_eq!(line_column(text, 100), (4, 2), "past the end: the end");
-        assert_eq!(
-            line_column(text, 4),
-            (2, 1),
-            "inside a character: its start"
-        );
     }
 }

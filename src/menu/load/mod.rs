@@ -159,8 +159,9 @@ fn load_inner(toml_text: &str, options: &LoadOptions, report: &mut Report) -> Op
     let table: toml::Table = match toml::from_str(toml_text) {
         Ok(t) => t,
         Err(e) => {
-            let (place, message) = toml_syntax_problem(toml_text, &e);
-            report.push(Severity::Error, place.as_deref(), message);
+            report
+                .items
+                .push(Diagnostic::toml(report.file, toml_text, &e));
             return None;
         }
     };
@@ -412,58 +413,6 @@ fn readable(message: &str) -> String {
     }
 }
 
-/// A TOML syntax error as `(LINE:COLUMN, message)`: the message names the key when the
-/// error is about one, and the table it sits in, so the editor knows where to look.
-fn toml_syntax_problem(text: &str, e: &toml::de::Error) -> (Option<String>, String) {
-    // toml's messages may run over several lines ("invalid table header\nexpected ...").
-    let mut message = e
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let Some(span) = e.span() else {
-        return (None, format!("invalid TOML: {message}"));
-    };
-    let start = span.start.min(text.len());
-    let before = &text[..start];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = text[line_start..start].chars().count() + 1;
-    let spanned = text.get(span.clone()).unwrap_or("").trim();
-    if message.starts_with("duplicate key") && !spanned.is_empty() && !message.contains('`') {
-        message = format!("{message} `{spanned}`");
-    }
-    // An error inside a value: name the key it belongs to.
-    let key = key_of_line(&text[line_start..]).filter(|_| !message.starts_with("duplicate key"));
-    // The table the error sits in: the last `[header]` above it.
-    let table = text[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim_start)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.split('#').next().unwrap_or(l).trim());
-    match (key, table) {
-        (Some(key), Some(table)) => message = format!("{message} (key `{key}` in {table})"),
-        (Some(key), None) => message = format!("{message} (key `{key}`)"),
-        (None, Some(table)) => message = format!("{message} (in {table})"),
-        (None, None) => {}
-    }
-    (
-        Some(format!("{line}:{column}")),
-        format!("invalid TOML: {message}"),
-    )
-}
-
-/// The key a `key = value` line starts with, if it is one.
-fn key_of_line(line: &str) -> Option<&str> {
-    let (key, _) = line.lines().next()?.split_once('=')?;
-    let key = key.trim();
-    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
-    (!key.is_empty() && key.chars().all(bare)).then_some(key)
-}
-
 /// Compiles a pattern the editor wrote, inside tamtam's `wrapped` form of it. The pattern
 /// must compile on its own first, so a problem is reported in the pattern as written, never
 /// in the wrapper (`unclosed character class (character 1)`, then the pattern and a caret
@@ -650,7 +599,7 @@ text = "Personne ne vient ici."
         let all = problems(text, TextPolicy::Transliterate);
         assert_eq!(all.len(), 1, "{all:#?}");
         assert!(all[0].starts_with("m.toml:6:"), "{all:#?}");
-        assert!(all[0].ends_with("(key `text` in [screens.a])"), "{all:#?}");
+        assert!(all[0].contains("`text` in [screens.a]: "), "{all:#?}");
     }
 
     #[test]
@@ -660,7 +609,7 @@ text = "Personne ne vient ici."
         let all = problems(text, TextPolicy::Transliterate);
         assert_eq!(
             all,
-            ["m.toml:7:1: error: invalid TOML: duplicate key `text` (in [screens.a])"]
+            ["m.toml:7:1: error: invalid TOML: duplicate key `text` in [screens.a]"]
         );
     }
 
