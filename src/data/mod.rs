@@ -36,6 +36,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use crate::menu::LookupOutcome;
+use crate::template::Piece;
 
 pub use self::breaker::BreakerState;
 pub use self::config::{is_field_name, resolve_path, FieldMap, RawSource, SourceContext};
@@ -221,48 +222,21 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 impl KeyTemplate {
     /// Parses a template; the message says what is wrong.
     pub fn parse(template: &str) -> Result<KeyTemplate, String> {
+        // The brace grammar (`{{`, `}}`, `{name}`) is the one menus use.
+        let parsed = crate::template::Template::parse(template).map_err(|e| e.to_string())?;
         let mut parts = Vec::new();
-        let mut text = String::new();
-        let mut chars = template.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    text.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    text.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => return Err(format!("`{{{name}` is not closed by `}}`")),
-                        }
+        for piece in parsed.pieces() {
+            match piece {
+                Piece::Text(text) => parts.push(Part::Text(text.clone())),
+                Piece::Placeholder(name) => match name.trim() {
+                    "key" | "msisdn" => parts.push(Part::Key),
+                    other => {
+                        return Err(format!(
+                            "unknown placeholder `{{{other}}}` (expected {{key}} or {{msisdn}}; write {{{{ for a literal brace)"
+                        ))
                     }
-                    match name.trim() {
-                        "key" | "msisdn" => {
-                            if !text.is_empty() {
-                                parts.push(Part::Text(std::mem::take(&mut text)));
-                            }
-                            parts.push(Part::Key);
-                        }
-                        other => {
-                            return Err(format!(
-                                "unknown placeholder `{{{other}}}` (expected {{key}} or {{msisdn}}; write {{{{ for a literal brace)"
-                            ))
-                        }
-                    }
-                }
-                '}' => return Err("a lone `}` (write }} for a literal brace)".into()),
-                c => text.push(c),
+                },
             }
-        }
-        if !text.is_empty() {
-            parts.push(Part::Text(text));
         }
         if !parts.contains(&Part::Key) {
             return Err("the template never uses the key: write {key} (or {msisdn}) in it".into());
