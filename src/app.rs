@@ -184,7 +184,7 @@ impl App {
         let tenants = gateway
             .tenants()
             .iter()
-            .map(|t| format!("{} {}", t.id, t.ussd_codes.join(",")))
+            .map(|t| format!("{} {}", t.config.id, t.config.ussd_codes.join(",")))
             .collect::<Vec<_>>()
             .join("; ");
         let store = gateway.store().clone();

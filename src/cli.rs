@@ -204,8 +204,8 @@ fn run_check(path: &Path) -> ExitCode {
             println!(
                 "{}: tenant {} ({}): {} screens; on several pages: {}",
                 t.menu.file,
-                t.id,
-                t.ussd_codes.join(", "),
+                t.config.id,
+                t.config.ussd_codes.join(", "),
                 screens.len(),
                 if long.is_empty() {
                     "none".to_string()
@@ -224,7 +224,7 @@ fn run_check(path: &Path) -> ExitCode {
                         _ => s.static_sms(),
                     };
                     let seg = text::sms_segments(sent?);
-                    let cut = if seg.count > t.sms_max_segments {
+                    let cut = if seg.count > t.config.sms_max_segments {
                         ", cut: SUITE"
                     } else {
                         ""
@@ -240,11 +240,11 @@ fn run_check(path: &Path) -> ExitCode {
             println!(
                 "{}: tenant {} SMS {} ({} keywords), parts per reply: {}",
                 t.menu.file,
-                t.id,
-                if t.sms_codes.is_empty() {
+                t.config.id,
+                if t.config.sms_codes.is_empty() {
                     "-".to_string()
                 } else {
-                    t.sms_codes.join(", ")
+                    t.config.sms_codes.join(", ")
                 },
                 t.menu.sms.keywords.len(),
                 parts.join(", ")
@@ -269,14 +269,14 @@ async fn run_simulate_sms(path: &Path, to: &str, msisdn: &str) -> ExitCode {
     let Some(tenant) = gateway.resolve_sms(to) else {
         eprintln!("no tenant answers SMS to {to}; configured codes:");
         for t in gateway.tenants() {
-            eprintln!("  {} {}", t.id, t.sms_codes.join(", "));
+            eprintln!("  {} {}", t.config.id, t.config.sms_codes.join(", "));
         }
         return ExitCode::FAILURE;
     };
     let msisdn = crate::message::normalize_msisdn(msisdn);
     println!(
         "Simulating SMS to {to} ({}) from {msisdn}. Type each SMS; an empty line or Ctrl-D ends.",
-        tenant.id
+        tenant.config.id
     );
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut n = 0;
@@ -325,12 +325,12 @@ async fn run_simulate(path: &Path, service: &str, msisdn: &str) -> ExitCode {
     let Some((tenant, _)) = gateway.resolve(service) else {
         eprintln!("no tenant answers {service}; configured codes:");
         for t in gateway.tenants() {
-            eprintln!("  {} {}", t.id, t.ussd_codes.join(", "));
+            eprintln!("  {} {}", t.config.id, t.config.ussd_codes.join(", "));
         }
         return ExitCode::FAILURE;
     };
     let limits = tenant.menu.limits;
-    let tenant_id = tenant.id.clone();
+    let tenant_id = tenant.config.id.clone();
     let msisdn = crate::message::normalize_msisdn(msisdn);
     println!("Simulating {service} ({tenant_id}) for {msisdn}. Type your answers; an empty line or Ctrl-D hangs up.");
     let mut inbound = Inbound {

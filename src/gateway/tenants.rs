@@ -23,16 +23,6 @@ pub struct Tenant {
     pub sources: HashMap<String, Source>,
 }
 
-// compat: remove at integration (callers read `tenant.id`, `tenant.ussd_codes`... as fields;
-// they become `tenant.config.id`).
-impl std::ops::Deref for Tenant {
-    type Target = TenantConfig;
-
-    fn deref(&self) -> &TenantConfig {
-        &self.config
-    }
-}
-
 /// Reads every tenant's menu and data files. Returns the tenants when nothing is wrong,
 /// and every problem found in any case.
 pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {

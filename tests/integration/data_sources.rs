@@ -568,7 +568,7 @@ async fn ussd_consumption_with_a_hanging_api_ends_politely_within_the_hop_budget
     let api = MockApi::start(Answer::Hang).await;
     let server = gateway_with_http_conso(&api).await;
     let tenants = shipped_tenants(&server.config);
-    let opt = tenants.iter().find(|t| t.id == "opt-nc").unwrap();
+    let opt = tenants.iter().find(|t| t.config.id == "opt-nc").unwrap();
     let unavailable = opt.menu.texts(Channel::Ussd).unavailable.clone();
     for dialect in [Dialect::AfricasTalking, Dialect::Json] {
         let mut phone = Phone::new(&server, dialect, "*100#", "+687700001");

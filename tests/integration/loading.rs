@@ -74,7 +74,7 @@ fn a_redis_source_without_url_takes_the_overridden_gateway_redis() {
     assert!(!has_errors(&problems), "{problems:#?}");
     let loaded = loaded.expect("loaded with the override");
     assert_eq!(loaded.config.redis_url.as_deref(), Some(REDIS));
-    assert!(loaded.tenants.iter().any(|t| t.id == "opt-nc"));
+    assert!(loaded.tenants.iter().any(|t| t.config.id == "opt-nc"));
 
     // Without any Redis, the same file is refused, naming the way out.
     let (loaded, problems) = load(&config, &Overrides::default());

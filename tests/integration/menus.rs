@@ -36,7 +36,7 @@ async fn run(tenant: &Tenant, state: &mut State, msisdn: &str, mut step: Step) -
             }
         }
     }
-    panic!("{}: too many lookups in one step", tenant.id);
+    panic!("{}: too many lookups in one step", tenant.config.id);
 }
 
 /// What a walk of one tenant saw.
@@ -78,7 +78,7 @@ async fn walk(tenant: &Tenant) -> Walk {
             minute: 12 * 60,
         },
     ];
-    for msisdn in callers(&tenant.id) {
+    for msisdn in callers(&tenant.config.id) {
         for now in times {
             let (mut state, step) =
                 menu::start(menu, Channel::Ussd, msisdn, Some(now), Vec::new(), None);
@@ -89,7 +89,11 @@ async fn walk(tenant: &Tenant) -> Walk {
     let mut steps = 0;
     while let Some((state, msisdn, text, end)) = queue.pop_front() {
         steps += 1;
-        assert!(steps < 200_000, "{}: walk does not terminate", tenant.id);
+        assert!(
+            steps < 200_000,
+            "{}: walk does not terminate",
+            tenant.config.id
+        );
         let screen = menu.screen(state.screen);
         if !menu.limits.fits(&text) {
             w.problems.push(format!(
@@ -209,7 +213,7 @@ async fn every_fact_of_the_source_documents_is_on_a_screen() {
         let tenant_id = file.trim_end_matches(".toml");
         let tenant = tenants
             .iter()
-            .find(|t| t.id == tenant_id)
+            .find(|t| t.config.id == tenant_id)
             .unwrap_or_else(|| panic!("{file}: no tenant {tenant_id}"));
         let facts: Facts = toml::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{file}: {e}"));
