@@ -6,6 +6,14 @@
 
 use crate::text::{self, Encoding};
 
+/// The two channels a subscriber reaches tamtam on. A dialect carries one of them; the
+/// engine shows a screen for one of them (USSD pages, or one SMS text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Ussd,
+    Sms,
+}
+
 /// One USSD hop, whatever the aggregator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inbound {

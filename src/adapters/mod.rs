@@ -28,6 +28,8 @@ pub use sms::{
 };
 pub use ussd::UssdDialect;
 
+use crate::message::Channel;
+
 pub use sms::twilio_signature;
 
 /// A mounted channel's dialect, by its configuration name. What it can do is its
@@ -58,13 +60,6 @@ pub enum Dialect {
 pub enum Family {
     Ussd(UssdDialect),
     Sms(SmsDialect),
-}
-
-/// Whether a dialect carries USSD hops or SMS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Ussd,
-    Sms,
 }
 
 impl Dialect {
@@ -111,11 +106,11 @@ impl Dialect {
         Dialect::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// USSD or SMS.
-    pub fn kind(self) -> Kind {
+    /// The channel the dialect carries: USSD hops or SMS.
+    pub fn channel(self) -> Channel {
         match self.family() {
-            Family::Ussd(_) => Kind::Ussd,
-            Family::Sms(_) => Kind::Sms,
+            Family::Ussd(_) => Channel::Ussd,
+            Family::Sms(_) => Channel::Sms,
         }
     }
 
@@ -341,7 +336,7 @@ mod tests {
             assert_eq!(back, d);
         }
         for d in Dialect::USSD {
-            assert_eq!(d.kind(), Kind::Ussd, "{}", d.name());
+            assert_eq!(d.channel(), Channel::Ussd, "{}", d.name());
         }
         for d in Dialect::SMS {
             assert!(!d.needs_sender(), "{}", d.name());

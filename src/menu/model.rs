@@ -12,11 +12,7 @@ use super::template::Template;
 use crate::text::{TextPolicy, UssdLimits};
 
 /// The channel a screen is shown on: USSD pages, or one SMS text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    Ussd,
-    Sms,
-}
+pub use crate::message::Channel;
 
 /// Index of a screen in [`Menu::screens`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
