@@ -9,8 +9,7 @@ use tamtam::adapters::Dialect;
 use tamtam::text::TextPolicy;
 
 use crate::support::checks::fragments;
-use crate::support::golden;
-use crate::support::scripts::{play_scripts, Script};
+use crate::support::scripts::{check_golden, play_scripts, Script};
 use crate::support::{redis_url, script_time, unique_prefix, Phone, Server};
 
 #[derive(Debug, Deserialize)]
@@ -126,16 +125,7 @@ where
 {
     let played =
         play_scripts::<Conversation, _, _>("tests/conversations", 15, &Dialect::USSD, start).await;
-    for file in GOLDEN {
-        let p = played
-            .iter()
-            .find(|p| p.file == file)
-            .unwrap_or_else(|| panic!("golden conversation {file} is missing"));
-        golden::check(
-            &format!("ussd/{}.txt", file.trim_end_matches(".toml")),
-            &p.transcript(),
-        );
-    }
+    check_golden(&played, &GOLDEN, "ussd");
 }
 
 #[tokio::test]

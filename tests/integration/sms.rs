@@ -7,8 +7,7 @@ use serde::Deserialize;
 use tamtam::adapters::twilio_signature;
 
 use crate::support::checks::fragments;
-use crate::support::golden;
-use crate::support::scripts::{play_scripts, Script};
+use crate::support::scripts::{check_golden, play_scripts, Script};
 use crate::support::{redis_url, script_time, unique_prefix, Server, TWILIO_TEST_TOKEN};
 
 /// The ways an SMS reaches tamtam.
@@ -251,16 +250,7 @@ where
 {
     let played =
         play_scripts::<Conversation, _, _>("tests/sms_conversations", 8, &ALL, start).await;
-    for file in GOLDEN {
-        let p = played
-            .iter()
-            .find(|p| p.file == file)
-            .unwrap_or_else(|| panic!("golden conversation {file} is missing"));
-        golden::check(
-            &format!("sms/{}.txt", file.trim_end_matches(".toml")),
-            &p.transcript(),
-        );
-    }
+    check_golden(&played, &GOLDEN, "sms");
 }
 
 #[tokio::test]

@@ -51,6 +51,21 @@ impl<S: Script> Played<S> {
     }
 }
 
+/// Compares the whole transcripts of the `golden` scripts among `played` with their files
+/// under `tests/golden/{folder}/` (see [`super::golden`]).
+pub fn check_golden<S: Script>(played: &[Played<S>], golden: &[&str], folder: &str) {
+    for file in golden {
+        let p = played
+            .iter()
+            .find(|p| p.file == *file)
+            .unwrap_or_else(|| panic!("golden conversation {file} is missing"));
+        super::golden::check(
+            &format!("{folder}/{}.txt", file.trim_end_matches(".toml")),
+            &p.transcript(),
+        );
+    }
+}
+
 /// Plays every script of `folder` (at least `at_least` of them, so the suite cannot shrink
 /// unnoticed) through each of `dialects`, each dialect on a fresh gateway from `start`,
 /// so that a conversation left open in one dialect cannot change what the next shows.
