@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when it is
 # missing (redis-server; Kannel's bearerbox, smsbox and fakesmsc), starts Redis on loopback,
-# runs formatting, lint and every test, and stops what it started. The Kannel tests start
+# runs formatting, lint, the import check and every test, and stops what it started. The Kannel tests start
 # their own Kannel (tests/integration/kannel.rs): own config, free loopback ports.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -80,6 +80,9 @@ cargo fmt --all -- --check
 
 log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+
+log "imports: no cycle, no upward import (ARCHITECTURE.md)"
+python3 scripts/check-imports.py
 
 log "tamtam check (shipped configuration and menus)"
 cargo run --quiet --locked -- check

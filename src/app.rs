@@ -27,7 +27,7 @@ use crate::outbox::{
     run_worker, MemoryQueue, Outbox, OutboxError, Queue, RedisQueue, Sender, SenderConfig,
     WorkerSettings, DEFAULT_TIMEOUT_MS,
 };
-use crate::server::{router, AppState};
+use crate::server::{router, AppState, Router};
 use crate::session::{MemoryStore, RedisStore, Store, StoreError};
 
 /// How long the worker blocks waiting for new messages before it looks at its timers.
@@ -111,7 +111,7 @@ struct WorkerPlan {
 /// A gateway wired and ready to serve.
 pub struct App {
     /// The HTTP routes, with the gateway inside.
-    pub router: axum::Router,
+    pub router: Router,
     /// The outbound queue, when senders are configured.
     pub outbox: Option<Outbox>,
     /// The session store the gateway uses (a cheap handle), for the readiness log.

@@ -15,7 +15,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::Router;
+/// The routes of a gateway, as the composition root holds them (axum stays in this module).
+pub use axum::Router;
 use tokio::net::TcpListener;
 
 use std::collections::HashMap;

@@ -1,17 +1,37 @@
 #!/usr/bin/env python3
-"""Reports import cycles between the files of src/ (ARCHITECTURE.md, "Invariants").
+"""Reports import cycles between the files of src/, and imports that point up a layer
+(ARCHITECTURE.md, "Bird's-eye view" and "Invariants").
 
 An edge runs from a file to the file that defines what one of its `use crate::…` or
 `use super::…` lines names (the longest module path that exists). `pub use` re-exports
 are not edges: they are how a folder's mod.rs shows its children. A parent that declares
 `mod child;` is not an edge either, so `child -> super` alone is never a cycle.
-Exits 1 and prints each cycle when there is one.
+Exits 1 and prints each cycle and each upward import when there is one.
 """
 import re
 import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
+
+# The layers of ARCHITECTURE.md, outermost first: a module imports only from its own
+# layer or the layers after it.
+LAYERS = [
+    ["main", "cli"],
+    ["app"],
+    ["server"],
+    ["gateway"],
+    ["config"],
+    ["adapters", "data", "outbox", "session"],
+    ["menu", "hours"],
+    ["message", "text", "diagnostic", "template"],
+]
+LAYER = {m: i for i, names in enumerate(LAYERS) for m in names}
+
+
+def top_module(path):
+    parts = module_path(path)
+    return parts[0] if parts else "lib"
 
 
 def module_file(parts):
@@ -72,9 +92,25 @@ def main():
             visit(node)
     for c in cycles:
         print("import cycle: " + " -> ".join(str(p.relative_to(SRC.parent)) for p in c))
-    if cycles:
+    upward = []
+    for node, targets in sorted(graph.items()):
+        here = top_module(node)
+        for t in sorted(targets):
+            there = top_module(t)
+            if here == "lib" or there == "lib" or here == there:
+                continue
+            if here not in LAYER or there not in LAYER:
+                upward.append(f"module not in a layer: {here if here not in LAYER else there}")
+            elif LAYER[there] < LAYER[here]:
+                upward.append(
+                    f"upward import: {node.relative_to(SRC.parent)} ({here}) uses "
+                    f"{t.relative_to(SRC.parent)} ({there})"
+                )
+    for u in sorted(set(upward)):
+        print(u)
+    if cycles or upward:
         return 1
-    print(f"no import cycle among {len(graph)} files")
+    print(f"no import cycle and no upward import among {len(graph)} files")
     return 0
 
 
