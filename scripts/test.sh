@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when it is
 # missing (redis-server; Kannel's bearerbox, smsbox and fakesmsc), starts Redis on loopback,
-# runs formatting, lint, the import check and every test, and stops what it started. The Kannel tests start
-# their own Kannel (tests/integration/kannel.rs): own config, free loopback ports.
+# runs formatting, lint, the import check and every test, and stops what it started. The
+# Kannel tests start their own Kannel (tests/integration/support/kannel.rs): own config,
+# free loopback ports.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
