@@ -66,6 +66,17 @@ impl Diagnostic {
     }
 }
 
+/// A field error from serde, broken up: the long list of what was expected goes on a line
+/// of its own (`unknown field `colour``, then `    expected one of `screen`, `kind`, …`).
+pub fn readable(message: &str) -> String {
+    match message.trim_end().split_once(", expected ") {
+        Some((what, expected)) if expected.len() > 40 => {
+            format!("{what}\n    expected {expected}")
+        }
+        _ => message.trim_end().to_string(),
+    }
+}
+
 /// True when one of `problems` is an error (warnings alone do not stop a load).
 pub fn has_errors(problems: &[Diagnostic]) -> bool {
     problems.iter().any(Diagnostic::is_error)
@@ -113,7 +124,7 @@ fn toml_syntax(file: &str, text: &str, e: &toml::de::Error) -> Diagnostic {
     Diagnostic::error(
         file,
         Some(format!("{line}:{column}")),
-        format!("invalid TOML: {message}"),
+        format!("invalid TOML: {}", readable(&message)),
     )
 }
 

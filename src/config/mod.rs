@@ -416,7 +416,7 @@ unknown = 1
         assert_eq!(all.len(), 1, "{all:#?}");
         assert!(
             all[0].starts_with(
-                "t.toml:9:1: error: invalid TOML: in [outbox]: unknown field `retries`, expected one of"
+                "t.toml:9:1: error: invalid TOML: in [outbox]: unknown field `retries`\n    expected one of"
             ),
             "{all:#?}"
         );

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::model::{Kind, Menu, Screen, ScreenId, Texts};
 use super::render::policy_owned;
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{readable, Diagnostic, Severity};
 use crate::text::{TextPolicy, UssdLimits};
 
 /// What a menu needs to know about its tenant.
@@ -400,17 +400,6 @@ fn known_vars<'a>(
         known.extend(fields.iter().map(String::as_str));
     }
     known
-}
-
-/// A field error from serde, broken up: the long list of what was expected goes on a line
-/// of its own (`unknown field `colour``, then `    expected one of `screen`, `kind`, …`).
-fn readable(message: &str) -> String {
-    match message.trim_end().split_once(", expected ") {
-        Some((what, expected)) if expected.len() > 40 => {
-            format!("{what}\n    expected {expected}")
-        }
-        _ => message.trim_end().to_string(),
-    }
 }
 
 /// Compiles a pattern the editor wrote, inside tamtam's `wrapped` form of it. The pattern
