@@ -254,7 +254,8 @@ pub fn open_outbox(config: &Config) -> Result<Outbox, OutboxError> {
             config.session.redis_timeout,
         )?),
         None => Queue::Memory(MemoryQueue::new()),
-    };
+    }
+    .with_history_limits(config.outbox.history);
     Ok(Outbox {
         queue,
         status_ttl: config.outbox.status_ttl,

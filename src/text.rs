@@ -391,6 +391,59 @@ pub fn shape_sms(text: &str, max_segments: usize, suffix: &str) -> Shaped {
     }
 }
 
+/// The GSM 03.38 basic table, by septet (0x1B, the escape to the extension table, is
+/// read by [`decode_gsm7`] and never looked up here).
+const GSM7_BASIC: [char; 128] = [
+    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
+    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', ' ', 'Æ', 'æ', 'ß', 'É', //
+    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
+    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
+    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
+    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
+];
+
+/// The extension table's character for the septet after an escape.
+fn gsm7_extension(septet: u8) -> Option<char> {
+    Some(match septet {
+        0x0A => '\u{0C}',
+        0x14 => '^',
+        0x28 => '{',
+        0x29 => '}',
+        0x2F => '\\',
+        0x3C => '[',
+        0x3D => '~',
+        0x3E => ']',
+        0x40 => '|',
+        0x65 => '€',
+        _ => return None,
+    })
+}
+
+/// Decodes GSM 03.38 text given one septet a byte (unpacked, as SMPP peers such as Jasmin
+/// pass data coding 0): `cr\x05dit` is `crédit`. An escape (0x1B) reads the next septet in
+/// the extension table; an escape before a septet it does not define reads as that
+/// septet's basic character, as handsets show it (3GPP TS 23.038), and a trailing one as
+/// nothing. `None` when a byte is not a septet (0x80 and above): the text is not GSM.
+pub fn decode_gsm7(bytes: &[u8]) -> Option<String> {
+    if bytes.iter().any(|&b| b > 0x7F) {
+        return None;
+    }
+    let mut out = String::with_capacity(bytes.len());
+    let mut septets = bytes.iter().copied();
+    while let Some(b) = septets.next() {
+        if b == 0x1B {
+            if let Some(next) = septets.next() {
+                out.push(gsm7_extension(next).unwrap_or(GSM7_BASIC[usize::from(next)]));
+            }
+        } else {
+            out.push(GSM7_BASIC[usize::from(b)]);
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +621,32 @@ mod tests {
         for (s, enc, count) in table {
             let seg = sms_segments(s);
             assert_eq!((seg.encoding, seg.count), (*enc, *count), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn gsm7_decoding_reads_septets_and_the_extension_table() {
+        assert_eq!(
+            decode_gsm7(b"cr\x05dit restant").as_deref(),
+            Some("crédit restant")
+        );
+        assert_eq!(decode_gsm7(b"CONSO").as_deref(), Some("CONSO"));
+        assert_eq!(
+            decode_gsm7(b"\x00\x02\x11\x09\x7f\x40\x60").as_deref(),
+            Some("@$_Çà¡¿")
+        );
+        assert_eq!(
+            decode_gsm7(b"\x1b\x65 5\x1b\x28\x1b\x29\x1b\x3c\x1b\x3e").as_deref(),
+            Some("€ 5{}[]")
+        );
+        // An escape before an undefined septet, and a trailing one.
+        assert_eq!(decode_gsm7(b"a\x1bAb\x1b").as_deref(), Some("aAb"));
+        assert_eq!(decode_gsm7("é".as_bytes()), None, "UTF-8 is not GSM");
+        // Every character the GSM alphabet holds decodes back to itself.
+        for (septet, c) in GSM7_BASIC.iter().enumerate() {
+            if septet != 0x1B {
+                assert_eq!(gsm7_cost(*c), Some(1), "{septet:#x} {c:?}");
+            }
         }
     }
 }

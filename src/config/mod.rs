@@ -194,7 +194,7 @@ impl Config {
         let (senders, sender_names) = sender::check(raw.sender, &env, &mut problems);
         tenant::check_senders(&tenants, &sender_names, &mut problems);
         channel::check_senders(&channels, &sender_names, &mut problems);
-        let outbox = settings::check_outbox(raw.outbox);
+        let outbox = settings::check_outbox(raw.outbox, &mut problems);
 
         if !problems.list.is_empty() {
             return Err(problems.list);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Problems;
+use crate::outbox::{DEFAULT_DETAIL_MAX_CHARS, DEFAULT_HISTORY_MAX_ENTRIES};
 
 /// `[session] ttl_secs`: an idle USSD session lives this long (aggregators give up sooner).
 pub const SESSION_TTL: Duration = Duration::from_secs(180);
@@ -53,6 +54,8 @@ pub(super) struct RawOutbox {
     max_backoff_ms: Option<u64>,
     claim_after_secs: Option<u64>,
     status_ttl_secs: Option<u64>,
+    history_max_entries: Option<usize>,
+    detail_max_chars: Option<usize>,
 }
 
 /// Session timings and naming.
@@ -97,8 +100,11 @@ pub struct OutboxSettings {
     pub max_backoff: Duration,
     /// A message a replica claimed and did not finish for this long is taken over.
     pub claim_after: Duration,
-    /// How long a message's status stays readable after its last change.
+    /// How long a message's status stays readable after the gateway's last event for it
+    /// (delivery reports do not renew it).
     pub status_ttl: Duration,
+    /// What one message's status history may hold (events, detail length).
+    pub history: crate::outbox::HistoryLimits,
 }
 
 impl Default for OutboxSettings {
@@ -108,6 +114,7 @@ impl Default for OutboxSettings {
             max_backoff: MAX_BACKOFF,
             claim_after: CLAIM_AFTER,
             status_ttl: STATUS_TTL,
+            history: crate::outbox::HistoryLimits::default(),
         }
     }
 }
@@ -144,13 +151,23 @@ pub(super) fn check_session(raw: RawSession, problems: &mut Problems) -> Session
     session
 }
 
-/// Reads `[outbox]` (nothing in it can be wrong once it parses).
-pub(super) fn check_outbox(raw: RawOutbox) -> OutboxSettings {
+/// Checks `[outbox]`: a history keeps at least one event.
+pub(super) fn check_outbox(raw: RawOutbox, problems: &mut Problems) -> OutboxSettings {
+    let history = crate::outbox::HistoryLimits {
+        max_entries: raw
+            .history_max_entries
+            .unwrap_or(DEFAULT_HISTORY_MAX_ENTRIES),
+        detail_max_chars: raw.detail_max_chars.unwrap_or(DEFAULT_DETAIL_MAX_CHARS),
+    };
+    if history.max_entries == 0 {
+        problems.error("outbox", "`history_max_entries` must be at least 1");
+    }
     OutboxSettings {
         base_backoff: ms(raw.base_backoff_ms, BASE_BACKOFF),
         max_backoff: ms(raw.max_backoff_ms, MAX_BACKOFF),
         claim_after: secs(raw.claim_after_secs, CLAIM_AFTER),
         status_ttl: secs(raw.status_ttl_secs, STATUS_TTL),
+        history,
     }
 }
 
@@ -168,6 +185,15 @@ mod tests {
         assert_eq!(c.session.key_prefix, "tamtam");
         assert_eq!(c.outbox.claim_after, Duration::from_secs(60));
         assert_eq!(c.outbox.max_backoff, Duration::from_secs(300));
+        assert_eq!(c.outbox.history.max_entries, 32);
+        assert_eq!(c.outbox.history.detail_max_chars, 256);
+    }
+
+    #[test]
+    fn an_empty_history_is_refused() {
+        let all = problems(&format!("{MINIMAL}[outbox]\nhistory_max_entries = 0\n"));
+        let needle = "t.toml:outbox: error: `history_max_entries` must be at least 1";
+        assert!(all.iter().any(|p| p == needle), "{needle} in {all:#?}");
     }
 
     #[test]

@@ -25,7 +25,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-pub use queue::{DeadLetter, Delivery, MemoryQueue, Queue, QueueStats, RedisQueue};
+pub use queue::{
+    DeadFilter, DeadLetter, Delivery, HistoryLimits, MemoryQueue, Queue, QueueStats, RedisQueue,
+    DEFAULT_DETAIL_MAX_CHARS, DEFAULT_HISTORY_MAX_ENTRIES,
+};
 pub use senders::{SendError, Sender, SenderConfig, SenderKind, DEFAULT_TIMEOUT_MS};
 pub use worker::{run_worker, WorkerSettings};
 
@@ -120,6 +123,10 @@ impl Outbox {
 
     /// Records a delivery report for the message the provider calls `provider_id`.
     /// Returns our message id when the provider id is known.
+    ///
+    /// A report only adds to a history that exists, and does not renew its time to live:
+    /// however many reports arrive, a history is gone `status_ttl` after the gateway's own
+    /// last event, and holds at most the queue's `max_entries`.
     pub async fn report(
         &self,
         sender: &str,
@@ -130,36 +137,47 @@ impl Outbox {
         let Some(id) = self.queue.resolve_provider_id(sender, provider_id).await? else {
             return Ok(None);
         };
-        self.queue
-            .record(&id, &event(status, detail), self.status_ttl)
-            .await?;
+        // Resolved but expired since: the report has nothing left to add to.
+        self.queue.report(&id, &event(status, detail)).await?;
         Ok(Some(id))
     }
 
-    /// Records a delivery report for one of our own message ids (Kannel's `dlr-url` carries it).
+    /// Records a delivery report for one of our own message ids (Kannel's `dlr-url` carries
+    /// it), in one round trip. False when the message is unknown (or its history expired).
     pub async fn report_own(
         &self,
         id: &str,
         status: &str,
         detail: Option<String>,
     ) -> Result<bool, OutboxError> {
-        if self.queue.history(id).await?.is_empty() {
-            return Ok(false);
-        }
+        self.queue.report(id, &event(status, detail)).await
+    }
+
+    /// Sends dead letters again (`tamtam outbox requeue`): each keeps its id and history,
+    /// gains a `requeued` event, and starts over with no attempt counted. Returns their ids.
+    pub async fn requeue(&self, filter: &DeadFilter) -> Result<Vec<String>, OutboxError> {
         self.queue
-            .record(id, &event(status, detail), self.status_ttl)
-            .await?;
-        Ok(true)
+            .requeue(filter, &event("requeued", None), self.status_ttl)
+            .await
+    }
+
+    /// Forgets dead letters (`tamtam outbox purge`); each history gains a `purged` event.
+    /// Returns their ids.
+    pub async fn purge(&self, filter: &DeadFilter) -> Result<Vec<String>, OutboxError> {
+        self.queue
+            .purge(filter, &event("purged", None), self.status_ttl)
+            .await
     }
 }
 
 /// The status a history has reached: the most advanced one, so that a delivery report
 /// recorded before the worker's own "sent" (they race) still reads "delivered". Among
-/// equally advanced ones, the latest.
+/// equally advanced ones, the latest. A `requeued` message starts over: only what follows
+/// the last `requeued` event counts.
 pub fn current_status(history: &[StatusEvent]) -> Option<&str> {
     fn rank(status: &str) -> u8 {
         match status {
-            "accepted" => 0,
+            "accepted" | "requeued" => 0,
             "retrying" => 1,
             "sent" => 2,
             "submitted" | "buffered" => 3,
@@ -167,11 +185,33 @@ pub fn current_status(history: &[StatusEvent]) -> Option<&str> {
             _ => 4,
         }
     }
-    history
+    let since = history
+        .iter()
+        .rposition(|e| e.status == "requeued")
+        .unwrap_or(0);
+    history[since..]
         .iter()
         .enumerate()
         .max_by_key(|(i, e)| (rank(&e.status), *i))
         .map(|(_, e)| e.status.as_str())
+}
+
+/// A provider's detail as a history keeps it: control characters (line breaks, escapes)
+/// dropped, at most `max_chars` characters (the cut ends with `…`). Borrowed when it is
+/// already fine, which is the common case.
+pub fn clean_detail(detail: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    let fine = !detail.chars().any(char::is_control)
+        && (detail.len() <= max_chars || detail.chars().count() <= max_chars);
+    if fine {
+        return std::borrow::Cow::Borrowed(detail);
+    }
+    let kept = detail.chars().filter(|c| !c.is_control());
+    let mut out: String = kept.clone().take(max_chars).collect();
+    if max_chars > 0 && kept.count() > max_chars {
+        out.pop();
+        out.push('…');
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A status event stamped now.
@@ -222,5 +262,29 @@ mod tests {
             Some("dead")
         );
         assert_eq!(current_status(&[]), None);
+        // Requeued: the dead letter's past no longer decides.
+        assert_eq!(
+            current_status(&h(&["accepted", "retrying", "dead", "requeued"])),
+            Some("requeued")
+        );
+        assert_eq!(
+            current_status(&h(&["accepted", "dead", "requeued", "sent", "delivered"])),
+            Some("delivered")
+        );
+    }
+
+    #[test]
+    fn details_lose_control_characters_and_are_cut() {
+        assert!(matches!(
+            clean_detail("DELIVRD: 000", 256),
+            std::borrow::Cow::Borrowed("DELIVRD: 000")
+        ));
+        assert_eq!(clean_detail("a\r\nb\u{1b}[31mc\u{7f}", 256), "ab[31mc");
+        let long = "é".repeat(60_000);
+        let cut = clean_detail(&long, 10);
+        assert_eq!(cut.chars().count(), 10);
+        assert!(cut.ends_with('…') && cut.starts_with("ééé"), "{cut}");
+        assert_eq!(clean_detail("abc", 0), "");
+        assert_eq!(clean_detail("abc", 3), "abc");
     }
 }

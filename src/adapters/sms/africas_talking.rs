@@ -6,7 +6,7 @@
 //! Its delivery reports (`/dlr/at`): form fields `id` (its message id), `status`
 //! (`Success`, `Sent`, `Submitted`, `Buffered`, `Rejected`, `Failed`), `failureReason`.
 
-use super::dlr::{provider_report, DeliveryReport};
+use super::dlr::{provider_report, DeliveryReport, DeliveryStatus};
 use crate::adapters::{field, parse_form, required, AdapterError, RawRequest, RawResponse};
 use crate::message::{normalize_msisdn, SmsInbound};
 
@@ -34,7 +34,21 @@ pub(super) fn ack() -> RawResponse {
 
 /// Reads a delivery report.
 pub(super) fn parse_dlr(req: &RawRequest) -> Result<DeliveryReport, AdapterError> {
-    provider_report(req, "status")
+    provider_report(req, "status", status_word)
+}
+
+/// Africa's Talking's `status` words, as documented (`Sent`, `Submitted`, `Buffered`,
+/// `Rejected`, `Success`, `Failed`, `AbsentSubscriber`, `Expired`), in any case. Anything
+/// else is unknown.
+fn status_word(word: &str) -> DeliveryStatus {
+    match word.to_ascii_lowercase().as_str() {
+        "success" => DeliveryStatus::Delivered,
+        "sent" | "submitted" => DeliveryStatus::Submitted,
+        "buffered" => DeliveryStatus::Buffered,
+        "rejected" => DeliveryStatus::Rejected,
+        "failed" | "absentsubscriber" | "expired" => DeliveryStatus::Failed,
+        _ => DeliveryStatus::Unknown,
+    }
 }
 
 pub(super) fn render_error(error: &AdapterError) -> RawResponse {
@@ -82,6 +96,10 @@ mod tests {
             ("Buffered", "buffered"),
             ("Rejected", "rejected"),
             ("Failed", "failed"),
+            ("AbsentSubscriber", "failed"),
+            ("Expired", "failed"),
+            ("hacked", "unknown"),
+            ("DELIVRD", "unknown"),
         ] {
             let body = format!("id=ATXid_1&status={word}&phoneNumber=%2B254711082300");
             let r = parse_dlr(&post(None, body.as_bytes())).unwrap();

@@ -3,9 +3,15 @@
 //!
 //! Each provider's `parse_dlr` lives in its dialect's file (`kannel.rs`, `jasmin.rs`,
 //! `africas_talking.rs`); this file holds what they share: the report type, reading the
-//! fields from the query and a form body, and the status words of SMPP-style providers.
-//! Values are taken as sent (not bounded nor cleaned): the place to add that is
-//! [`fields`], which every parser goes through.
+//! fields (a `GET`'s query, a `POST`'s query and form body; any other method, `HEAD`
+//! included, is refused with a 405 and changes nothing), and the report of providers that
+//! name their own id and a status word.
+//!
+//! A status is only ever one of tamtam's words: each provider's vocabulary is a closed
+//! table (`jasmin::status_word`, `africas_talking::status_word`, Kannel's numeric codes),
+//! and anything else is [`DeliveryStatus::Unknown`], never the word sent. The detail keeps
+//! the provider's words; the queue cleans and cuts it before it is stored
+//! (`outbox::clean_detail`).
 
 use crate::adapters::{field, form_fields, AdapterError, RawRequest};
 
@@ -40,15 +46,13 @@ pub enum DeliveryStatus {
     Buffered,
     Rejected,
     Failed,
-    /// A Kannel code tamtam does not know.
+    /// A code or word outside the provider's vocabulary (kept as a final status).
     Unknown,
-    /// A provider's word tamtam does not know, in lower case (kept as a final status).
-    Other(String),
 }
 
 impl DeliveryStatus {
     /// The word stored in the message's history.
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Submitted => "submitted",
@@ -56,29 +60,21 @@ impl DeliveryStatus {
             DeliveryStatus::Rejected => "rejected",
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Unknown => "unknown",
-            DeliveryStatus::Other(word) => word,
-        }
-    }
-
-    /// A status word of an SMPP-style provider (Jasmin's `message_status`, Africa's
-    /// Talking's `status`), in any case. One table serves both: each provider's words do
-    /// not collide with the other's.
-    pub(super) fn from_provider_word(raw: &str) -> DeliveryStatus {
-        match raw.trim().to_ascii_uppercase().as_str() {
-            "DELIVRD" | "SUCCESS" | "DELIVERED" => DeliveryStatus::Delivered,
-            "ESME_ROK" | "SUBMITTED" | "SENT" | "ACCEPTD" => DeliveryStatus::Submitted,
-            "BUFFERED" | "ENROUTE" => DeliveryStatus::Buffered,
-            "REJECTED" | "REJECTD" => DeliveryStatus::Rejected,
-            "FAILED" | "UNDELIV" | "EXPIRED" | "DELETED" => DeliveryStatus::Failed,
-            other => DeliveryStatus::Other(other.to_ascii_lowercase()),
         }
     }
 }
 
-/// A report's fields: the query's, then a form body's (names and values as text).
+/// A report's fields: a `GET`'s query; a `POST`'s query (the `dlr-url`'s own parameters),
+/// then its form body. Names and values as text. Any other method is refused: a `HEAD`
+/// (or an `OPTIONS`) is not a report.
 pub(super) fn fields(req: &RawRequest) -> Result<Vec<(String, String)>, AdapterError> {
-    let mut fields = form_fields(req.query.unwrap_or("").as_bytes())?;
-    fields.extend(form_fields(req.body)?);
+    let mut fields = match req.method {
+        "GET" | "POST" => form_fields(req.query.unwrap_or("").as_bytes())?,
+        other => return Err(AdapterError::Method(other.to_string())),
+    };
+    if req.method == "POST" {
+        fields.extend(form_fields(req.body)?);
+    }
     Ok(fields)
 }
 
@@ -90,11 +86,13 @@ pub(super) fn present<'a>(
     field(fields, name).ok_or(AdapterError::MissingField(name))
 }
 
-/// A report naming the provider's id in `id` and its status word in `status_field`, with
-/// an optional reason (`failureReason` or `err`) and an optional `sender`.
+/// A report naming the provider's id in `id` and its status word in `status_field` (read
+/// by `status_word`, the provider's vocabulary), with an optional reason (`failureReason`
+/// or `err`) and an optional `sender`.
 pub(super) fn provider_report(
     req: &RawRequest,
     status_field: &'static str,
+    status_word: fn(&str) -> DeliveryStatus,
 ) -> Result<DeliveryReport, AdapterError> {
     let f = fields(req)?;
     let id = present(&f, "id")?;
@@ -108,7 +106,7 @@ pub(super) fn provider_report(
             id: id.to_string(),
             sender: field(&f, "sender").map(str::to_string),
         },
-        status: DeliveryStatus::from_provider_word(raw),
+        status: status_word(raw.trim()),
         detail,
     })
 }
@@ -152,10 +150,27 @@ mod tests {
                 "unknown"
             ]
         );
-        assert_eq!(
-            DeliveryStatus::from_provider_word(" Queued ").as_str(),
-            "queued"
-        );
+    }
+
+    #[test]
+    fn only_get_and_post_carry_a_report() {
+        let req = |method, query, body| RawRequest {
+            method,
+            path: "/dlr",
+            query,
+            headers: &[],
+            body,
+        };
+        let f = fields(&req("GET", Some("id=q&status=1"), b"id=b")).unwrap();
+        assert_eq!(field(&f, "id"), Some("q"));
+        assert_eq!(f.len(), 2, "a GET's body is not read: {f:?}");
+        for method in ["HEAD", "OPTIONS", "PUT", "DELETE"] {
+            assert_eq!(
+                fields(&req(method, Some("id=q&status=1"), b"")),
+                Err(AdapterError::Method(method.into())),
+                "{method}"
+            );
+        }
     }
 
     #[test]

@@ -139,10 +139,18 @@ pub(super) fn parse_dlr(req: &RawRequest) -> Result<DeliveryReport, AdapterError
         "16" => DeliveryStatus::Rejected,
         _ => DeliveryStatus::Unknown,
     };
+    // Kannel's codes are small numbers: anything else is not repeated.
+    let code = code.trim();
+    let detail = if !code.is_empty() && code.len() <= 3 && code.bytes().all(|b| b.is_ascii_digit())
+    {
+        format!("kannel dlr {code}")
+    } else {
+        "kannel dlr (not a code)".to_string()
+    };
     Ok(DeliveryReport {
         id: MessageRef::Own(id.to_string()),
         status,
-        detail: format!("kannel dlr {code}"),
+        detail,
     })
 }
 
@@ -245,12 +253,19 @@ mod tests {
             ("16", "rejected"),
             ("32", "unknown"),
             ("x", "unknown"),
+            ("hacked", "unknown"),
+            ("99999", "unknown"),
         ] {
             let query = format!("id=m1&status={code}");
             let r = parse_dlr(&post(Some(&query), b"")).unwrap();
             assert_eq!(r.status.as_str(), status, "code {code}");
             assert_eq!(r.id, MessageRef::Own("m1".into()));
-            assert_eq!(r.detail, format!("kannel dlr {code}"));
+            let shown = if code.len() <= 3 && code.bytes().all(|b| b.is_ascii_digit()) {
+                code
+            } else {
+                "(not a code)"
+            };
+            assert_eq!(r.detail, format!("kannel dlr {shown}"), "code {code}");
         }
         // The fields may come in a form body too.
         let r = parse_dlr(&post(None, b"id=m2&status=1")).unwrap();

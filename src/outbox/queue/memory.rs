@@ -6,6 +6,8 @@
 //! falls due. Status histories and provider ids expire by the wall clock (the Unix
 //! milliseconds the records carry); expired ones are swept whenever the number of histories
 //! held reaches a multiple of [`SWEEP_AT`], which bounds memory without a background task.
+//! Each history keeps at most [`HistoryLimits::max_entries`] events (the newest), each
+//! detail cleaned and cut; a delivery report adds to a history without renewing its expiry.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{ttl_ms, DeadLetter, Delivery, QueueStats, Sends, DEAD_CAP};
+use super::{ttl_ms, DeadFilter, DeadLetter, Delivery, HistoryLimits, QueueStats, Sends, DEAD_CAP};
 use crate::outbox::{now_ms, OutMessage, StatusEvent};
 
 /// Expired histories and provider ids are swept when the number of histories held is a
@@ -28,6 +30,8 @@ pub struct MemoryQueue {
     ready_signal: Arc<Notify>,
     /// Counts recorded sends (see [`Queue::sends`](super::Queue::sends)).
     pub(super) sends: Sends,
+    /// What one history may hold.
+    limits: HistoryLimits,
 }
 
 #[derive(Debug, Default)]
@@ -56,10 +60,27 @@ impl MemoryQueue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn record_locked(inner: &mut MemoryInner, id: &str, event: StatusEvent, ttl: Duration) {
+    /// The same queue, keeping histories within `limits`.
+    pub(super) fn with_history_limits(mut self, limits: HistoryLimits) -> MemoryQueue {
+        self.limits = limits;
+        self
+    }
+
+    /// Appends `event` (shaped) to `history`, dropping the oldest beyond the cap.
+    fn append(&self, history: &mut Vec<StatusEvent>, event: StatusEvent) {
+        let event = match self.limits.shape(&event) {
+            std::borrow::Cow::Borrowed(_) => event,
+            std::borrow::Cow::Owned(shaped) => shaped,
+        };
+        history.push(event);
+        let over = history.len().saturating_sub(self.limits.max_entries());
+        history.drain(..over);
+    }
+
+    fn record_locked(&self, inner: &mut MemoryInner, id: &str, event: StatusEvent, ttl: Duration) {
         let expiry = now_ms() + ttl_ms(ttl);
         let entry = inner.status.entry(id.to_string()).or_default();
-        entry.0.push(event);
+        self.append(&mut entry.0, event);
         entry.1 = expiry;
         if inner.status.len().is_multiple_of(SWEEP_AT) {
             let now = now_ms();
@@ -70,7 +91,7 @@ impl MemoryQueue {
 
     pub(super) fn push(&self, m: OutMessage, event: StatusEvent, ttl: Duration) {
         let mut inner = self.lock();
-        Self::record_locked(&mut inner, &m.id, event, ttl);
+        self.record_locked(&mut inner, &m.id, event, ttl);
         inner.ready.push_back(m);
         drop(inner);
         self.ready_signal.notify_one();
@@ -106,7 +127,7 @@ impl MemoryQueue {
     pub(super) fn sent(&self, d: &Delivery, pid: Option<&str>, event: StatusEvent, ttl: Duration) {
         let mut inner = self.lock();
         Self::done(&mut inner);
-        Self::record_locked(&mut inner, &d.message.id, event, ttl);
+        self.record_locked(&mut inner, &d.message.id, event, ttl);
         if let Some(pid) = pid {
             let expiry = now_ms() + ttl_ms(ttl);
             inner.provider.insert(
@@ -119,14 +140,14 @@ impl MemoryQueue {
     pub(super) fn retry_at(&self, d: &Delivery, due_ms: u64, event: StatusEvent, ttl: Duration) {
         let mut inner = self.lock();
         Self::done(&mut inner);
-        Self::record_locked(&mut inner, &d.message.id, event, ttl);
+        self.record_locked(&mut inner, &d.message.id, event, ttl);
         inner.delayed.push((due_ms, d.message.clone()));
     }
 
     pub(super) fn dead(&self, letter: DeadLetter, event: StatusEvent, ttl: Duration) {
         let mut inner = self.lock();
         Self::done(&mut inner);
-        Self::record_locked(&mut inner, &letter.message.id, event, ttl);
+        self.record_locked(&mut inner, &letter.message.id, event, ttl);
         inner.dead.push_front(letter);
         inner.dead.truncate(DEAD_CAP as usize);
     }
@@ -148,7 +169,50 @@ impl MemoryQueue {
     }
 
     pub(super) fn record(&self, id: &str, event: StatusEvent, ttl: Duration) {
-        Self::record_locked(&mut self.lock(), id, event, ttl);
+        self.record_locked(&mut self.lock(), id, event, ttl);
+    }
+
+    pub(super) fn report(&self, id: &str, event: StatusEvent) -> bool {
+        let now = now_ms();
+        let mut inner = self.lock();
+        match inner.status.get_mut(id) {
+            Some((history, exp)) if *exp > now => {
+                self.append(history, event);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the dead letters `filter` matches out of the list; `requeue` puts them back in
+    /// the queue with no attempt counted. `event` goes to each history first.
+    pub(super) fn take_dead(
+        &self,
+        filter: &DeadFilter,
+        event: StatusEvent,
+        requeue: bool,
+        ttl: Duration,
+    ) -> Vec<String> {
+        let mut inner = self.lock();
+        let (taken, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut inner.dead)
+            .into_iter()
+            .partition(|l| filter.matches(l));
+        inner.dead = kept;
+        let mut ids = Vec::with_capacity(taken.len());
+        for letter in taken {
+            self.record_locked(&mut inner, &letter.message.id, event.clone(), ttl);
+            ids.push(letter.message.id.clone());
+            if requeue {
+                let mut m = letter.message;
+                m.attempts = 0;
+                inner.ready.push_back(m);
+            }
+        }
+        drop(inner);
+        if requeue && !ids.is_empty() {
+            self.ready_signal.notify_one();
+        }
+        ids
     }
 
     pub(super) fn history(&self, id: &str) -> Vec<StatusEvent> {

@@ -30,6 +30,72 @@ use super::{OutMessage, OutboxError, StatusEvent};
 /// Most dead letters kept.
 const DEAD_CAP: isize = 10_000;
 
+/// `[outbox] history_max_entries`: most events one message's history keeps (the newest).
+/// A message's own life takes a few (accepted, retrying per attempt, sent or dead,
+/// requeued); the rest is room for delivery reports.
+pub const DEFAULT_HISTORY_MAX_ENTRIES: usize = 32;
+/// `[outbox] detail_max_chars`: longest detail an event keeps (a provider's words, an error).
+pub const DEFAULT_DETAIL_MAX_CHARS: usize = 256;
+
+/// What one message's status history may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Most events kept, the newest (at least 1).
+    pub max_entries: usize,
+    /// Longest detail kept, in characters (see [`clean_detail`](crate::outbox::clean_detail)).
+    pub detail_max_chars: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> HistoryLimits {
+        HistoryLimits {
+            max_entries: DEFAULT_HISTORY_MAX_ENTRIES,
+            detail_max_chars: DEFAULT_DETAIL_MAX_CHARS,
+        }
+    }
+}
+
+impl HistoryLimits {
+    /// `event` as a history keeps it: its detail cleaned and cut. Borrowed when unchanged.
+    fn shape<'a>(&self, event: &'a StatusEvent) -> std::borrow::Cow<'a, StatusEvent> {
+        use std::borrow::Cow;
+        match &event.detail {
+            Some(d) => match crate::outbox::clean_detail(d, self.detail_max_chars) {
+                Cow::Borrowed(_) => Cow::Borrowed(event),
+                Cow::Owned(clean) => Cow::Owned(StatusEvent {
+                    detail: Some(clean),
+                    ..event.clone()
+                }),
+            },
+            None => Cow::Borrowed(event),
+        }
+    }
+
+    fn max_entries(&self) -> usize {
+        self.max_entries.max(1)
+    }
+}
+
+/// Which dead letters `requeue` and `purge` take: one id, or all; of one sender, or any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadFilter {
+    /// Only the message with this id (`None`: every one).
+    pub id: Option<String>,
+    /// Only messages of this `[[sender]]`.
+    pub sender: Option<String>,
+}
+
+impl DeadFilter {
+    /// Whether `letter` is taken.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        self.id.as_ref().is_none_or(|id| *id == letter.message.id)
+            && self
+                .sender
+                .as_ref()
+                .is_none_or(|s| *s == letter.message.sender)
+    }
+}
+
 /// A message handed to a worker, to acknowledge, retry or dead-letter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -73,6 +139,14 @@ pub enum Queue {
 }
 
 impl Queue {
+    /// The same queue, keeping histories within `limits` (the default without this).
+    pub fn with_history_limits(self, limits: HistoryLimits) -> Queue {
+        match self {
+            Queue::Memory(m) => Queue::Memory(m.with_history_limits(limits)),
+            Queue::Redis(r) => Queue::Redis(r.with_history_limits(limits)),
+        }
+    }
+
     /// Adds a message to send now and records `event` in its history.
     pub async fn push(
         &self,
@@ -195,6 +269,44 @@ impl Queue {
                 Ok(())
             }
             Queue::Redis(r) => r.record(id, event, status_ttl).await,
+        }
+    }
+
+    /// Adds a delivery report's `event` to a message's history, if it has one, without
+    /// renewing the history's time to live. False when there is no history (unknown id,
+    /// or expired). One round trip on Redis.
+    pub async fn report(&self, id: &str, event: &StatusEvent) -> Result<bool, OutboxError> {
+        match self {
+            Queue::Memory(m) => Ok(m.report(id, event.clone())),
+            Queue::Redis(r) => r.report(id, event).await,
+        }
+    }
+
+    /// Moves the dead letters `filter` takes back to the queue, each with `attempts` reset
+    /// and `event` (`requeued`) added to its history first. Returns their ids, newest first.
+    pub async fn requeue(
+        &self,
+        filter: &DeadFilter,
+        event: &StatusEvent,
+        status_ttl: Duration,
+    ) -> Result<Vec<String>, OutboxError> {
+        match self {
+            Queue::Memory(m) => Ok(m.take_dead(filter, event.clone(), true, status_ttl)),
+            Queue::Redis(r) => r.take_dead(filter, event, true, status_ttl).await,
+        }
+    }
+
+    /// Forgets the dead letters `filter` takes, adding `event` (`purged`) to each history.
+    /// Returns their ids, newest first.
+    pub async fn purge(
+        &self,
+        filter: &DeadFilter,
+        event: &StatusEvent,
+        status_ttl: Duration,
+    ) -> Result<Vec<String>, OutboxError> {
+        match self {
+            Queue::Memory(m) => Ok(m.take_dead(filter, event.clone(), false, status_ttl)),
+            Queue::Redis(r) => r.take_dead(filter, event, false, status_ttl).await,
         }
     }
 

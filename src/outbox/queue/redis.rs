@@ -9,12 +9,17 @@
 //!   Unix millisecond they are due; a Lua script moves due ones back to the stream
 //!   atomically, so two replicas never both move one.
 //! - `p:{outbox}:dead`: a list of dead letters (newest first, capped).
-//! - `p:status:{id}`: a message's status history (a list of JSON events, with a TTL).
+//! - `p:status:{id}`: a message's status history (a list of JSON events, with a TTL, the
+//!   newest `max_entries` kept: every push is followed by an `LTRIM` in the same
+//!   transaction, on the same key). A delivery report appends only to an existing history
+//!   (`RPUSHX`) and does not renew its TTL.
 //! - `p:provider:{sender:provider-id}`: our id for a provider's message id (for delivery
 //!   reports), with the same TTL.
 //!
 //! Every change of a message's place is one `MULTI` transaction (acknowledge, move,
-//! record), so a crash leaves it in exactly one place. The connections are made lazily,
+//! record), so a crash leaves it in exactly one place. Requeueing or purging a dead letter
+//! (`tamtam outbox requeue|purge`) records the event on the history first (its own slot),
+//! then moves the letter with [`TAKE_DEAD`], a script on the `{outbox}` keys only. The connections are made lazily,
 //! so the gateway starts even while Redis is down.
 
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Value;
 use serde::Serialize;
 
-use super::{ttl_ms, DeadLetter, Delivery, QueueStats, Sends, DEAD_CAP};
+use super::{ttl_ms, DeadFilter, DeadLetter, Delivery, HistoryLimits, QueueStats, Sends, DEAD_CAP};
 use crate::outbox::{now_ms, OutMessage, OutboxError, StatusEvent};
 
 /// The consumer group every replica reads with.
@@ -50,8 +55,12 @@ pub struct RedisQueue {
     prefix: String,
     /// The [`PROMOTE`] script, loaded once and then called by its SHA.
     promote: Arc<redis::Script>,
+    /// The [`TAKE_DEAD`] script.
+    take_dead: Arc<redis::Script>,
     /// Counts the sends this process recorded (see [`Queue::sends`](super::Queue::sends)).
     pub(super) sends: Sends,
+    /// What one history may hold.
+    limits: HistoryLimits,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -71,6 +80,28 @@ for _, m in ipairs(due) do
 end
 return #due
 ";
+
+/// Takes dead letters out of the list (`KEYS[1]`) and, when `ARGV[1]` is `1`, adds each to
+/// the stream (`KEYS[2]`). `ARGV[2..]` are pairs: the letter exactly as listed, and the
+/// message to queue. A letter another caller took meanwhile is skipped. Returns, per pair,
+/// 1 when taken, 0 when gone.
+const TAKE_DEAD: &str = r"
+local out = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
+    if ARGV[1] == '1' then
+      redis.call('XADD', KEYS[2], '*', 'm', ARGV[i + 1])
+    end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+";
+
+/// Dead letters moved by one script call.
+const TAKE_BATCH: usize = 100;
 
 impl RedisQueue {
     /// Connects lazily to `url`. `timeout` bounds each command.
@@ -96,8 +127,16 @@ impl RedisQueue {
             blocking,
             prefix: prefix.to_string(),
             promote: Arc::new(redis::Script::new(PROMOTE)),
+            take_dead: Arc::new(redis::Script::new(TAKE_DEAD)),
             sends: Sends::default(),
+            limits: HistoryLimits::default(),
         })
+    }
+
+    /// The same queue, keeping histories within `limits`.
+    pub(super) fn with_history_limits(mut self, limits: HistoryLimits) -> RedisQueue {
+        self.limits = limits;
+        self
     }
 
     fn stream(&self) -> String {
@@ -118,8 +157,18 @@ impl RedisQueue {
 
     fn add_status(&self, pipe: &mut redis::Pipeline, id: &str, event: &StatusEvent, ttl: Duration) {
         let key = self.status_key(id);
-        pipe.cmd("RPUSH").arg(&key).arg(to_json(event)).ignore();
+        pipe.cmd("RPUSH")
+            .arg(&key)
+            .arg(to_json(&self.limits.shape(event)))
+            .ignore();
+        self.trim(pipe, &key);
         pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms(ttl)).ignore();
+    }
+
+    /// Keeps the newest `max_entries` events of the history at `key`.
+    fn trim(&self, pipe: &mut redis::Pipeline, key: &str) {
+        let keep = isize::try_from(self.limits.max_entries()).unwrap_or(isize::MAX);
+        pipe.cmd("LTRIM").arg(key).arg(-keep).arg(-1).ignore();
     }
 
     pub(super) async fn push(
@@ -317,10 +366,89 @@ impl RedisQueue {
         ttl: Duration,
     ) -> Result<(), OutboxError> {
         let mut pipe = redis::pipe();
+        pipe.atomic();
         self.add_status(&mut pipe, id, event, ttl);
         pipe.query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(unavailable)
+    }
+
+    pub(super) async fn report(&self, id: &str, event: &StatusEvent) -> Result<bool, OutboxError> {
+        let key = self.status_key(id);
+        let mut pipe = redis::pipe();
+        // One key: one slot. RPUSHX adds nothing to a history that does not exist.
+        pipe.atomic();
+        pipe.cmd("RPUSHX")
+            .arg(&key)
+            .arg(to_json(&self.limits.shape(event)));
+        self.trim(&mut pipe, &key);
+        let (len,): (u64,) = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(len > 0)
+    }
+
+    pub(super) async fn take_dead(
+        &self,
+        filter: &DeadFilter,
+        event: &StatusEvent,
+        requeue: bool,
+        ttl: Duration,
+    ) -> Result<Vec<String>, OutboxError> {
+        let raw: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.dead_key())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let chosen: Vec<(String, OutMessage)> = raw
+            .into_iter()
+            .filter_map(|json| {
+                let letter: DeadLetter = serde_json::from_str(&json).ok()?;
+                filter.matches(&letter).then(|| {
+                    (
+                        json,
+                        OutMessage {
+                            attempts: 0,
+                            ..letter.message
+                        },
+                    )
+                })
+            })
+            .collect();
+        let mut taken = Vec::with_capacity(chosen.len());
+        for batch in chosen.chunks(TAKE_BATCH) {
+            // The event first, so that it precedes whatever the worker records next. Each
+            // history is its own slot: one transaction per message.
+            for (_, m) in batch {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                self.add_status(&mut pipe, &m.id, event, ttl);
+                pipe.query_async::<()>(&mut self.conn.clone())
+                    .await
+                    .map_err(unavailable)?;
+            }
+            let mut call = self.take_dead.key(self.dead_key());
+            call.key(self.stream());
+            call.arg(if requeue { "1" } else { "0" });
+            for (json, m) in batch {
+                call.arg(json).arg(to_json(m));
+            }
+            let done: Vec<u8> = call
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            taken.extend(
+                batch
+                    .iter()
+                    .zip(done)
+                    .filter(|(_, d)| *d == 1)
+                    .map(|((_, m), _)| m.id.clone()),
+            );
+        }
+        Ok(taken)
     }
 
     pub(super) async fn history(&self, id: &str) -> Result<Vec<StatusEvent>, OutboxError> {
