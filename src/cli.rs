@@ -39,11 +39,14 @@ pub enum Command {
     Serve,
     /// Check the configuration and every menu; print each problem as file:screen: message.
     Check,
-    /// Inspect the outbound SMS queue: counts, then the newest dead letters.
+    /// Inspect the outbound SMS queue: counts, then the newest dead letters; or send dead
+    /// letters again (`requeue`), or forget them (`purge`).
     Outbox {
         /// How many dead letters to list.
         #[arg(long, default_value_t = 20)]
         dead: usize,
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
     },
     /// Play a USSD session (or, with --sms, an SMS conversation) in the terminal, through
     /// the same engine as the gateway.
@@ -63,12 +66,36 @@ pub enum Command {
     },
 }
 
+/// What `tamtam outbox` does to dead letters.
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Send dead letters again: each keeps its id and history (a `requeued` event is
+    /// added) and starts over with no attempt counted.
+    Requeue(DeadSelection),
+    /// Forget dead letters (a `purged` event is added to each history).
+    Purge(DeadSelection),
+}
+
+/// Which dead letters: one id, or --all; optionally only one sender's.
+#[derive(Debug, clap::Args)]
+pub struct DeadSelection {
+    /// The message id (as `tamtam outbox` lists it).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<String>,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
+    /// Only the dead letters of this `[[sender]]`.
+    #[arg(long, value_name = "NAME")]
+    pub sender: Option<String>,
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_serve(&cli.config).await,
         Command::Check => run_check(&cli.config),
-        Command::Outbox { dead } => run_outbox(&cli.config, dead).await,
+        Command::Outbox { dead, action } => run_outbox(&cli.config, dead, action).await,
         Command::Simulate {
             service,
             sms,
@@ -128,7 +155,15 @@ async fn run_serve(path: &Path) -> ExitCode {
     }
 }
 
-async fn run_outbox(path: &Path, dead: usize) -> ExitCode {
+/// Unix milliseconds as RFC 3339 (UTC), or the number when out of range.
+fn rfc3339(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| ms.to_string(), |t| t.to_string())
+}
+
+async fn run_outbox(path: &Path, dead: usize, action: Option<OutboxAction>) -> ExitCode {
     let (loaded, problems) = app::load(path, &Overrides::from_env());
     let Some(Loaded { config, .. }) = loaded else {
         problems.iter().for_each(|d| eprintln!("{d}"));
@@ -145,6 +180,9 @@ async fn run_outbox(path: &Path, dead: usize) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(action) = action {
+        return run_outbox_action(&outbox, action).await;
+    }
     let stats = match outbox.queue.stats().await {
         Ok(s) => s,
         Err(e) => {
@@ -160,15 +198,51 @@ async fn run_outbox(path: &Path, dead: usize) -> ExitCode {
         Ok(letters) => {
             for l in letters {
                 println!(
-                    "dead {} sender={} tenant={} to={} attempts={} at_ms={}: {}",
+                    "dead {} sender={} tenant={} to={} attempts={} at={}: {}",
                     l.message.id,
                     l.message.sender,
                     l.message.tenant,
                     crate::message::mask_msisdn(&l.message.to),
                     l.message.attempts,
-                    l.at_ms,
+                    rfc3339(l.at_ms),
                     l.reason
                 );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tamtam outbox requeue|purge`: one line per message taken, then a count. Fails when an
+/// id was given and no dead letter has it.
+async fn run_outbox_action(outbox: &Outbox, action: OutboxAction) -> ExitCode {
+    let (verb, selection) = match &action {
+        OutboxAction::Requeue(s) => ("requeued", s),
+        OutboxAction::Purge(s) => ("purged", s),
+    };
+    let filter = crate::outbox::DeadFilter {
+        id: selection.id.clone(),
+        sender: selection.sender.clone(),
+    };
+    let taken = match &action {
+        OutboxAction::Requeue(_) => outbox.requeue(&filter).await,
+        OutboxAction::Purge(_) => outbox.purge(&filter).await,
+    };
+    match taken {
+        Ok(ids) => {
+            for id in &ids {
+                println!("{verb} {id}");
+            }
+            println!("{} dead letter(s) {verb}", ids.len());
+            if ids.is_empty() {
+                if let Some(id) = &selection.id {
+                    eprintln!("no dead letter {id}");
+                    return ExitCode::FAILURE;
+                }
             }
             ExitCode::SUCCESS
         }

@@ -7,9 +7,15 @@
 //! - `/dlr/jasmin` and `/dlr/at` name the provider's id, recorded once the provider has
 //!   answered the send: a report can beat that record, so the answer is a 503 and the
 //!   provider tries again.
+//!
+//! And they are kept sane: a status outside the provider's vocabulary is stored as
+//! `unknown` (never the word sent), a detail is cleaned of control characters and cut, a
+//! flood of reports leaves at most the history's cap, and a `HEAD` is not a report.
 
 use crate::outbox_worker::out;
-use crate::support::outbox_fake::{get_message, json_statuses, post_form};
+use tamtam::outbox::{event, DEFAULT_DETAIL_MAX_CHARS, DEFAULT_HISTORY_MAX_ENTRIES};
+
+use crate::support::outbox_fake::{client, get_message, json_statuses, post_form};
 use crate::support::Server;
 
 #[tokio::test]
@@ -69,5 +75,152 @@ async fn a_report_without_its_id_or_status_is_a_400_naming_the_field() {
         assert_eq!(code, 400, "{route}: {body}");
         assert_eq!(body, format!("missing field `{field}`\n"), "{route}");
     }
+    server.stop().await;
+}
+
+/// Accepts a message for `sender` and records it as sent with the provider id `pid`, as
+/// the worker would (the test gateway runs none).
+async fn sent_with_provider_id(server: &Server, sender: &str, pid: &str) -> String {
+    let m = out(sender, "+2250700000001", "Bonjour");
+    server.outbox.accept(&m).await.unwrap();
+    let queue = &server.outbox.queue;
+    let mut d = queue
+        .claim(
+            "dlr-test",
+            10,
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 1);
+    queue
+        .sent(
+            &d.remove(0),
+            Some(pid),
+            &event("sent", None),
+            server.outbox.status_ttl,
+        )
+        .await
+        .unwrap();
+    m.id
+}
+
+#[tokio::test]
+async fn a_word_outside_the_provider_s_vocabulary_is_stored_as_unknown_with_its_detail_cut() {
+    let server = Server::start(None).await;
+    let base = &server.base;
+    let id = sent_with_provider_id(&server, "jasmin", "j-hacked").await;
+    // What an attacker posted: a made-up status and a 60 KB detail with markup and escapes.
+    let err = format!(
+        "<script>alert(1)</script>\r\n\u{1b}[2J{}",
+        "A".repeat(60_000)
+    );
+    let (code, body) = post_form(
+        &format!("{base}/dlr/jasmin"),
+        &[
+            ("id", "j-hacked"),
+            ("message_status", "hacked"),
+            ("err", &err),
+            ("sender", "jasmin"),
+        ],
+    )
+    .await;
+    assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
+    let (code, v) = get_message(base, &id).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(json_statuses(&v), ["accepted", "sent", "unknown"], "{v}");
+    assert_eq!(v["status"], "unknown", "{v}");
+    let detail = v["history"][2]["detail"].as_str().unwrap();
+    assert!(
+        detail.chars().count() <= DEFAULT_DETAIL_MAX_CHARS,
+        "{} chars",
+        detail.chars().count()
+    );
+    assert!(detail.starts_with("hacked: <script>"), "{detail}");
+    assert!(!detail.chars().any(char::is_control), "{detail:?}");
+    assert!(
+        !v.to_string().contains("\"hacked\""),
+        "never the raw word: {v}"
+    );
+
+    // Kannel's numeric codes: anything else is unknown, and not repeated.
+    let own = out("kannel", "+2250700000001", "Bonjour");
+    server.outbox.accept(&own).await.unwrap();
+    let (code, _) = post_form(
+        &format!("{base}/dlr/kannel?id={}&status=hacked", own.id),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, v) = get_message(base, &own.id).await;
+    assert_eq!(json_statuses(&v), ["accepted", "unknown"], "{v}");
+    assert_eq!(v["history"][1]["detail"], "kannel dlr (not a code)", "{v}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_hundred_reports_leave_at_most_the_cap_of_entries() {
+    let server = Server::start(None).await;
+    let base = &server.base;
+    let id = sent_with_provider_id(&server, "africas_talking", "ATXid_flood").await;
+    let reason = "x".repeat(2_000);
+    for n in 0..200 {
+        let status = if n % 2 == 0 { "Buffered" } else { "Success" };
+        let (code, body) = post_form(
+            &format!("{base}/dlr/at"),
+            &[
+                ("id", "ATXid_flood"),
+                ("status", status),
+                ("failureReason", &reason),
+                ("sender", "africas_talking"),
+            ],
+        )
+        .await;
+        assert_eq!(code, 200, "report {n}: {body}");
+    }
+    let (_, v) = get_message(base, &id).await;
+    let history = v["history"].as_array().unwrap();
+    assert_eq!(history.len(), DEFAULT_HISTORY_MAX_ENTRIES, "{v}");
+    assert!(
+        v.to_string().len() < DEFAULT_HISTORY_MAX_ENTRIES * (DEFAULT_DETAIL_MAX_CHARS + 100),
+        "the whole answer is bounded: {} bytes",
+        v.to_string().len()
+    );
+    assert_eq!(v["status"], "delivered", "{v}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_head_request_is_not_a_report() {
+    let server = Server::start(None).await;
+    let base = &server.base;
+    let id = sent_with_provider_id(&server, "jasmin", "j-head").await;
+    let m = out("kannel", "+2250700000001", "Bonjour");
+    server.outbox.accept(&m).await.unwrap();
+    for url in [
+        format!("{base}/dlr/kannel?id={}&status=1", m.id),
+        format!("{base}/dlr/jasmin?id=j-head&message_status=DELIVRD&sender=jasmin"),
+        format!("{base}/dlr/at?id=j-head&status=Success&sender=jasmin"),
+    ] {
+        let resp = client().head(&url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 405, "{url}");
+    }
+    let (_, v) = get_message(base, &m.id).await;
+    assert_eq!(json_statuses(&v), ["accepted"], "{v}");
+    let (_, v) = get_message(base, &id).await;
+    assert_eq!(json_statuses(&v), ["accepted", "sent"], "{v}");
+    // The same report as a GET is one.
+    let (code, _) = {
+        let resp = client()
+            .get(format!("{base}/dlr/kannel?id={}&status=1", m.id))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), ())
+    };
+    assert_eq!(code, 200);
+    let (_, v) = get_message(base, &m.id).await;
+    assert_eq!(json_statuses(&v), ["accepted", "delivered"], "{v}");
     server.stop().await;
 }

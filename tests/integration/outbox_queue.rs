@@ -1,12 +1,19 @@
 //! The outbound queue's contract, on both queues (`Queue::Memory`, `Queue::Redis` on a real
 //! `redis-server`): a message goes from accepted to claimed to sent, retried or dead, keeps
-//! its history, and is resolvable by the provider's id. On Redis, two consumers never get
-//! the same message, and a message a consumer claimed and never finished is taken over.
+//! its history, and is resolvable by the provider's id; a dead letter is requeued (same id,
+//! history kept, attempts reset) or purged, by id or all of one sender; a delivery report
+//! adds only to an existing history, which keeps at most its cap of entries with details
+//! cleaned and cut. On Redis, two consumers never get the same message, a message a
+//! consumer claimed and never finished is taken over, and reports never renew a history's
+//! time to live.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tamtam::outbox::{event, now_ms, MemoryQueue, OutMessage, Queue, RedisQueue};
+use tamtam::outbox::{
+    event, now_ms, DeadFilter, HistoryLimits, MemoryQueue, OutMessage, Queue, RedisQueue,
+    DEFAULT_DETAIL_MAX_CHARS, DEFAULT_HISTORY_MAX_ENTRIES,
+};
 use tokio::time::Instant;
 
 use crate::support::outbox_fake::{statuses, TIMEOUT};
@@ -208,6 +215,245 @@ async fn contract(queue: Queue, tag: &str) {
     assert!(
         !sends.has_changed().unwrap(),
         "{tag}: retries, dead letters and reports are not sends"
+    );
+}
+
+/// Pushes `m`, claims it and gives up on it.
+async fn dead_letter(queue: &Queue, m: &OutMessage) {
+    queue.push(m, &event("accepted", None), TTL).await.unwrap();
+    let mut d = queue.claim("c1", 1, WAIT, NEVER).await.unwrap();
+    assert_eq!(d.len(), 1);
+    let mut d = d.remove(0);
+    assert_eq!(d.message.id, m.id);
+    d.message.attempts = 5;
+    queue
+        .dead(&d, "HTTP 503", &event("dead", Some("HTTP 503".into())), TTL)
+        .await
+        .unwrap();
+}
+
+fn filter(id: Option<&str>, sender: Option<&str>) -> DeadFilter {
+    DeadFilter {
+        id: id.map(str::to_string),
+        sender: sender.map(str::to_string),
+    }
+}
+
+async fn dead_letters_are_requeued_or_purged(queue: Queue, tag: &str) {
+    let id = |n: u32| format!("{tag}-dl-{n}-{}", now_ms());
+    let a = message(&id(1), "jasmin");
+    dead_letter(&queue, &a).await;
+    let requeued = event("requeued", None);
+    // Another sender's filter, or another id, takes nothing.
+    assert!(queue
+        .requeue(&filter(Some(&a.id), Some("kannel")), &requeued, TTL)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(queue
+        .requeue(&filter(Some("no-such-id"), None), &requeued, TTL)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(queue.stats().await.unwrap().dead, 1, "{tag}");
+    assert_eq!(
+        queue
+            .requeue(&filter(Some(&a.id), None), &requeued, TTL)
+            .await
+            .unwrap(),
+        [a.id.clone()],
+        "{tag}"
+    );
+    let s = queue.stats().await.unwrap();
+    assert_eq!((s.ready, s.dead), (1, 0), "{tag}: back in the queue: {s:?}");
+    assert_eq!(
+        statuses(&queue.history(&a.id).await.unwrap()),
+        ["accepted", "dead", "requeued"],
+        "{tag}: the history is kept"
+    );
+    // Taken once: a second requeue finds nothing.
+    assert!(queue
+        .requeue(&filter(Some(&a.id), None), &requeued, TTL)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = queue.claim("c1", 10, WAIT, NEVER).await.unwrap();
+    assert_eq!(again.len(), 1, "{tag}: claimed once");
+    assert_eq!(
+        again[0].message,
+        OutMessage {
+            attempts: 0,
+            ..a.clone()
+        },
+        "{tag}: the same message, its attempts reset"
+    );
+    queue
+        .sent(&again[0], None, &event("sent", None), TTL)
+        .await
+        .unwrap();
+
+    // --all --sender: only that sender's; purge forgets, with a `purged` event.
+    let b = message(&id(2), "jasmin");
+    let c = message(&id(3), "kannel");
+    let d = message(&id(4), "jasmin");
+    for m in [&b, &c, &d] {
+        dead_letter(&queue, m).await;
+    }
+    let mut purged = queue
+        .purge(&filter(None, Some("jasmin")), &event("purged", None), TTL)
+        .await
+        .unwrap();
+    purged.sort();
+    let mut expected = vec![b.id.clone(), d.id.clone()];
+    expected.sort();
+    assert_eq!(purged, expected, "{tag}");
+    let left = queue.dead_letters(10).await.unwrap();
+    assert_eq!(left.len(), 1, "{tag}: {left:?}");
+    assert_eq!(left[0].message.id, c.id, "{tag}");
+    assert_eq!(
+        statuses(&queue.history(&b.id).await.unwrap()),
+        ["accepted", "dead", "purged"],
+        "{tag}"
+    );
+    assert_eq!(
+        queue
+            .requeue(&DeadFilter::default(), &requeued, TTL)
+            .await
+            .unwrap(),
+        [c.id.clone()],
+        "{tag}: --all takes what is left"
+    );
+    let s = queue.stats().await.unwrap();
+    assert_eq!((s.ready, s.dead), (1, 0), "{tag}: {s:?}");
+}
+
+async fn reports_keep_histories_bounded(queue: Queue, tag: &str) {
+    let m = message(&format!("{tag}-reports-{}", now_ms()), "jasmin");
+    // A report for a message without a history adds nothing and says so.
+    let report = event("delivered", Some("DELIVRD".into()));
+    assert!(!queue.report(&m.id, &report).await.unwrap(), "{tag}");
+    assert!(queue.history(&m.id).await.unwrap().is_empty(), "{tag}");
+    queue.push(&m, &event("accepted", None), TTL).await.unwrap();
+    assert!(queue.report(&m.id, &report).await.unwrap(), "{tag}");
+    assert_eq!(
+        statuses(&queue.history(&m.id).await.unwrap()),
+        ["accepted", "delivered"],
+        "{tag}"
+    );
+    // 200 reports with a 60 KB detail full of control characters.
+    let huge = "x\r\n\u{1b}[2J".repeat(10_000);
+    assert!(huge.len() >= 60_000);
+    for n in 0..200 {
+        let e = event("failed", Some(format!("{n} {huge}")));
+        assert!(queue.report(&m.id, &e).await.unwrap(), "{tag}: report {n}");
+    }
+    let history = queue.history(&m.id).await.unwrap();
+    assert_eq!(
+        history.len(),
+        DEFAULT_HISTORY_MAX_ENTRIES,
+        "{tag}: at most the cap"
+    );
+    for e in &history {
+        let d = e.detail.as_deref().unwrap_or("");
+        assert!(
+            d.chars().count() <= DEFAULT_DETAIL_MAX_CHARS,
+            "{tag}: {} chars",
+            d.chars().count()
+        );
+        assert!(!d.chars().any(char::is_control), "{tag}: {d:?}");
+    }
+    // The newest are kept.
+    let last = history.last().unwrap().detail.as_deref().unwrap();
+    assert!(last.starts_with("199 x[2Jx[2J"), "{tag}: {last}");
+
+    // A queue with smaller limits keeps them, for the gateway's own events too.
+    let small = queue.with_history_limits(HistoryLimits {
+        max_entries: 3,
+        detail_max_chars: 5,
+    });
+    let m2 = message(&format!("{tag}-small-{}", now_ms()), "jasmin");
+    small
+        .push(&m2, &event("accepted", Some("abcdefgh".into())), TTL)
+        .await
+        .unwrap();
+    for status in ["submitted", "buffered", "delivered"] {
+        assert!(small.report(&m2.id, &event(status, None)).await.unwrap());
+    }
+    let history = small.history(&m2.id).await.unwrap();
+    assert_eq!(
+        statuses(&history),
+        ["submitted", "buffered", "delivered"],
+        "{tag}"
+    );
+    let h2 = message(&format!("{tag}-small2-{}", now_ms()), "jasmin");
+    small
+        .push(&h2, &event("accepted", Some("abcdefgh".into())), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        small.history(&h2.id).await.unwrap()[0].detail.as_deref(),
+        Some("abcd…"),
+        "{tag}"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_queue_requeues_and_purges_dead_letters() {
+    dead_letters_are_requeued_or_purged(Queue::Memory(MemoryQueue::new()), "memory").await;
+}
+
+#[tokio::test]
+async fn the_redis_queue_requeues_and_purges_dead_letters() {
+    dead_letters_are_requeued_or_purged(redis_queue(&unique_prefix("outbox-requeue")), "redis")
+        .await;
+}
+
+#[tokio::test]
+async fn the_memory_queue_keeps_histories_bounded() {
+    reports_keep_histories_bounded(Queue::Memory(MemoryQueue::new()), "memory").await;
+}
+
+#[tokio::test]
+async fn the_redis_queue_keeps_histories_bounded() {
+    reports_keep_histories_bounded(redis_queue(&unique_prefix("outbox-bounded")), "redis").await;
+}
+
+#[tokio::test]
+async fn a_report_never_renews_a_redis_history_s_time_to_live() {
+    let prefix = unique_prefix("outbox-report-ttl");
+    let queue = redis_queue(&prefix);
+    let m = message(&format!("ttl-{}", now_ms()), "jasmin");
+    queue.push(&m, &event("accepted", None), TTL).await.unwrap();
+    let key = format!("{prefix}:status:{{{}}}", m.id);
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 100_000, "the history has its TTL: {ttl}");
+    // Pretend most of its life has passed.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(100_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        assert!(queue
+            .report(&m.id, &event("delivered", Some("DELIVRD".into())))
+            .await
+            .unwrap());
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        (1..=100_000).contains(&ttl),
+        "reports left the TTL alone: {ttl}"
     );
 }
 
