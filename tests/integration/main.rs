@@ -39,18 +39,20 @@ mod loading;
 
 // The outbound SMS queue and its delivery.
 
-// The queue's contract on both queues: states, history, provider ids, take-over.
+// The queue's contract on both queues: states, history, provider ids, take-over; dead
+// letters requeued and purged; histories capped, details cut, TTL not renewed by reports.
 mod outbox_queue;
 // The send loop against fake providers: wire formats, delivery reports, retry policy.
 mod outbox_worker;
-// Asynchronous SMS dialects: acknowledged at once, answered through the sender, once.
+// Asynchronous SMS dialects: acknowledged at once, answered through the sender, once; the
+// bodies a real Jasmin 0.11 posts (raw-byte coding, UCS-2, GSM 03.38) are understood.
 mod outbox_async;
 // Delivery reports on `/dlr/*`: acknowledged in each provider's words; a missing field is a
 // 400 naming it; an unknown id is final (404) for our own ids, retried (503) for a
-// provider's.
+// provider's; unknown words stored as `unknown`, details cut, 200 reports capped, HEAD refused.
 mod delivery_reports;
 // The real binary on Redis: a killed gateway's messages are sent once by the next;
-// `tamtam outbox` shows counts and dead letters.
+// `tamtam outbox` shows counts and dead letters; `outbox requeue <id>` sends one again, once.
 mod outbox_process;
 // The Kannel sender through a real Kannel: exact text and coding, delivery reports.
 mod outbox_kannel;

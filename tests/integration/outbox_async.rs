@@ -1,6 +1,8 @@
 //! The asynchronous SMS dialects end to end: an incoming SMS (Africa's Talking, Jasmin) is
 //! acknowledged at once, its reply goes through the channel's sender to a fake provider,
-//! and a retried delivery of the same message is acknowledged without a second send.
+//! and a retried delivery of the same message is acknowledged without a second send. The
+//! bodies a real Jasmin 0.11 posts (coding as a raw byte, UCS-2 and GSM 03.38 content) are
+//! understood.
 
 use tamtam::adapters::Dialect;
 use tamtam::config::Mount;
@@ -224,6 +226,49 @@ async fn jasmin_incoming_sms_is_acknowledged_and_answered_through_the_sender_onc
     let (_, v) = get_message(&server.base, &id).await;
     assert_eq!(json_statuses(&v), ["accepted", "sent", "delivered"]);
     worker.stop().await;
+}
+
+/// The bodies a real Jasmin 0.11 posts: `coding` as the raw byte (`%08`, `%00`), UCS-2
+/// "CONSO", and GSM 03.38 "crédit restant" (`%05` is `é`), a keyword of the same screen.
+#[tokio::test]
+async fn the_bodies_a_real_jasmin_0_11_posts_get_the_conso_reply() {
+    let (server, worker, at, jasmin) = async_gateway("outbox-async-jasmin-011").await;
+    let msisdn = "+2250700000001";
+    let expected = expected_reply(&server, msisdn, "144", "CONSO").await;
+    assert!(
+        expected.contains("Consommation du mois en cours"),
+        "the CONSO screen: {expected}"
+    );
+    let url = format!("{}/sms/jasmin", server.base);
+    let bodies = [
+        "id=6f6a2b5c-8d2e-4d7a-9d27-2b8f0c1e4a11&from=2250700000001&to=144&origin-connector=smppc01&priority=%00&coding=%08&validity=none&content=%00C%00O%00N%00S%00O&binary=0043004f004e0053004f",
+        "id=0c9d7e31-5b1a-4f8e-8a0b-77d2f1a3c5e9&from=2250700000001&to=144&origin-connector=smppc01&priority=%00&coding=%00&validity=none&content=cr%05dit+restant&binary=6372056469742072657374616e74",
+    ];
+    for (n, body) in bodies.iter().enumerate() {
+        let resp = crate::support::outbox_fake::client()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(*body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "body {n}");
+        assert_eq!(resp.text().await.unwrap(), "ACK/Jasmin", "body {n}");
+        let req = jasmin.next_request().await;
+        assert_eq!(
+            req.field("to").as_deref(),
+            Some("2250700000001"),
+            "body {n}"
+        );
+        assert_eq!(
+            req.field("content").as_deref(),
+            Some(expected.as_str()),
+            "body {n}: the CONSO reply"
+        );
+    }
+    worker.stop().await;
+    assert_eq!(jasmin.count(), 2);
+    assert_eq!(at.count(), 0);
 }
 
 /// When the reply cannot be queued (the queue's Redis is unreachable), the aggregator is

@@ -1,7 +1,8 @@
 //! The real `tamtam` binary on a real Redis: a gateway killed (SIGKILL) in the middle of a
 //! send leaves its messages to the next process, which sends each exactly once more; two
 //! processes share one queue without sending anything twice; `tamtam outbox` shows what
-//! waits and what was given up on.
+//! waits and what was given up on; `tamtam outbox requeue <id>` sends a dead letter again,
+//! once, and `purge` forgets one.
 
 use std::collections::HashSet;
 use std::process::{Command, Stdio};
@@ -14,8 +15,8 @@ use tokio::time::Instant;
 
 use crate::outbox_queue::{message, redis_queue};
 use crate::support::outbox_fake::{
-    child_config, http_sender_toml, jasmin_channel_toml, jasmin_mo, json_statuses, tamtam_bin,
-    wait_message, Answer, FakeProvider, GatewayProcess, TempDir, TIMEOUT,
+    child_config, http_sender_toml, jasmin_channel_toml, jasmin_mo, json_statuses, statuses,
+    tamtam_bin, wait_message, Answer, FakeProvider, GatewayProcess, TempDir, TIMEOUT,
 };
 use crate::support::{redis_url, unique_prefix};
 
@@ -278,13 +279,25 @@ async fn the_outbox_command_lists_counts_and_dead_letters() {
     let masked = tamtam::message::mask_msisdn(&dead.message.to);
     assert!(!masked.contains("0700000001"), "{masked}");
     let expected_start = format!(
-        "dead {} sender=kannel tenant=moov-ci to={masked} attempts=5 at_ms=",
+        "dead {} sender=kannel tenant=moov-ci to={masked} attempts=5 at=",
         dead.message.id
     );
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
         lines[1].starts_with(&expected_start) && lines[1].ends_with(&format!(": {reason}")),
         "{stdout}"
+    );
+    // The time as RFC 3339, in UTC.
+    let at = lines[1][expected_start.len()..]
+        .split_once("Z: ")
+        .map(|(t, _)| format!("{t}Z"))
+        .unwrap_or_default();
+    let parsed: jiff::Timestamp = at
+        .parse()
+        .unwrap_or_else(|e| panic!("{at:?} is not RFC 3339 ({e}): {stdout}"));
+    assert!(
+        parsed.as_millisecond() >= i64::try_from(stamp).unwrap(),
+        "{at} is when it died"
     );
     assert!(!stdout.contains("+2250700000001"), "numbers are masked");
 
@@ -297,4 +310,115 @@ async fn the_outbox_command_lists_counts_and_dead_letters() {
     .await;
     assert!(!ok, "{stdout}");
     assert!(stderr.contains("no Redis configured"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_dead_letter_requeued_with_the_command_is_sent_again_exactly_once() {
+    let redis = redis_url();
+    let prefix = unique_prefix("outbox-requeue-cli");
+    // The provider refuses (a 4xx: dead-lettered at once) until told otherwise.
+    let accept = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&accept);
+    let fake = FakeProvider::start(move |c| {
+        if flag.load(Ordering::SeqCst) {
+            ok(c)
+        } else {
+            Answer::json(400, r#"{"error": "no route"}"#)
+        }
+    })
+    .await;
+    let dir = TempDir::new("requeue");
+    let extra = http_sender_toml("fake", &format!("{}/send", fake.base), 5_000)
+        + &jasmin_channel_toml("fake");
+    let config = child_config(&dir.0, &prefix, 60, &extra);
+    let mut gateway = GatewayProcess::start(&config, &redis).await;
+    let (code, body) = jasmin_mo(&gateway.base, "requeue-mo", "2250700000901", "144", "SIM").await;
+    assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
+    let id = fake.next_request().await.message_id();
+    let v = wait_message(&gateway.base, &id, "dead", |s| {
+        s.iter().any(|x| x == "dead")
+    })
+    .await;
+    assert_eq!(json_statuses(&v), ["accepted", "dead"], "{v}");
+    let queue = redis_queue(&prefix);
+    assert_eq!(queue.stats().await.unwrap().dead, 1);
+
+    accept.store(true, Ordering::SeqCst);
+    let config_path = config.to_str().unwrap();
+    let env = [
+        ("TAMTAM_CONFIG", config_path),
+        ("TAMTAM_REDIS_URL", redis.as_str()),
+    ];
+    let (ok_, stdout, stderr) = run_tamtam(&["outbox", "requeue", &id], &env, &[]).await;
+    assert!(ok_, "tamtam outbox requeue failed: {stdout}\n{stderr}");
+    assert_eq!(
+        stdout,
+        format!("requeued {id}\n1 dead letter(s) requeued\n"),
+        "{stderr}"
+    );
+
+    let resent = fake.next_request().await;
+    assert_eq!(resent.message_id(), id, "the same message, by its id");
+    let v = wait_message(&gateway.base, &id, "sent", |s| {
+        s.iter().any(|x| x == "sent")
+    })
+    .await;
+    assert_eq!(
+        json_statuses(&v),
+        ["accepted", "dead", "requeued", "sent"],
+        "the history is kept: {v}\n{}",
+        gateway.log_tail()
+    );
+    assert_eq!(v["status"], "sent", "{v}");
+    // Sent once: nothing is left anywhere that could be sent again.
+    let s = queue.stats().await.unwrap();
+    assert_eq!(
+        (s.ready, s.in_flight, s.delayed, s.dead),
+        (0, 0, 0, 0),
+        "{s:?}"
+    );
+    assert_eq!(answered_ok(&fake, &id), 1, "one answered send");
+    assert_eq!(fake.count(), 2, "refused once, then sent once");
+
+    // Nothing left to requeue: said, and a failure.
+    let (ok_, stdout, stderr) = run_tamtam(&["outbox", "requeue", &id], &env, &[]).await;
+    assert!(!ok_, "{stdout}");
+    assert!(stderr.contains(&format!("no dead letter {id}")), "{stderr}");
+    // `purge --all --sender` forgets only that sender's (no worker runs any more).
+    gateway.kill();
+    let other = message(&format!("purge-{}", now_ms()), "kannel");
+    queue
+        .push(&other, &event("accepted", None), TTL)
+        .await
+        .unwrap();
+    let mut d = queue
+        .claim("purge-test", 1, Duration::from_millis(50), TTL)
+        .await
+        .unwrap();
+    let d = d.remove(0);
+    assert_eq!(d.message.id, other.id);
+    queue
+        .dead(&d, "HTTP 400", &event("dead", None), TTL)
+        .await
+        .unwrap();
+    let (ok_, stdout, _) =
+        run_tamtam(&["outbox", "purge", "--all", "--sender", "fake"], &env, &[]).await;
+    assert!(ok_, "{stdout}");
+    assert_eq!(stdout, "0 dead letter(s) purged\n");
+    let (ok_, stdout, _) = run_tamtam(
+        &["outbox", "purge", "--all", "--sender", "kannel"],
+        &env,
+        &[],
+    )
+    .await;
+    assert!(ok_, "{stdout}");
+    assert_eq!(
+        stdout,
+        format!("purged {}\n1 dead letter(s) purged\n", other.id)
+    );
+    assert_eq!(queue.stats().await.unwrap().dead, 0);
+    assert_eq!(
+        statuses(&queue.history(&other.id).await.unwrap()),
+        ["accepted", "dead", "purged"]
+    );
 }

@@ -261,7 +261,7 @@ async fn dead_letters_are_requeued_or_purged(queue: Queue, tag: &str) {
             .requeue(&filter(Some(&a.id), None), &requeued, TTL)
             .await
             .unwrap(),
-        [a.id.clone()],
+        vec![a.id.clone()],
         "{tag}"
     );
     let s = queue.stats().await.unwrap();
@@ -320,7 +320,7 @@ async fn dead_letters_are_requeued_or_purged(queue: Queue, tag: &str) {
             .requeue(&DeadFilter::default(), &requeued, TTL)
             .await
             .unwrap(),
-        [c.id.clone()],
+        vec![c.id.clone()],
         "{tag}: --all takes what is left"
     );
     let s = queue.stats().await.unwrap();

@@ -83,7 +83,7 @@ fn from_hex(hex: &[u8]) -> Option<Vec<u8>> {
     }
     let nibble = |c: u8| char::from(c).to_digit(16);
     hex.chunks_exact(2)
-        .map(|p| Some(u8::try_from(nibble(p[0])? * 16 + nibble(p[1])?).ok()?))
+        .map(|p| u8::try_from(nibble(p[0])? * 16 + nibble(p[1])?).ok())
         .collect()
 }
 

@@ -407,15 +407,14 @@ impl RedisQueue {
             .into_iter()
             .filter_map(|json| {
                 let letter: DeadLetter = serde_json::from_str(&json).ok()?;
-                filter.matches(&letter).then(|| {
-                    (
-                        json,
-                        OutMessage {
-                            attempts: 0,
-                            ..letter.message
-                        },
-                    )
-                })
+                if !filter.matches(&letter) {
+                    return None;
+                }
+                let message = OutMessage {
+                    attempts: 0,
+                    ..letter.message
+                };
+                Some((json, message))
             })
             .collect();
         let mut taken = Vec::with_capacity(chosen.len());
