@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `check`, `simulate` and `outbox`.
+//! The command line: `serve` (the default), `check`, `simulate` and `outbox` (counts and
+//! dead letters, times in RFC 3339; `outbox requeue|purge <id>|--all [--sender NAME]`).
 //!
 //! Every command loads through [`crate::app::load`], with the same environment overrides
 //! (`TAMTAM_LISTEN`, `TAMTAM_REDIS_URL`), so `check` and `simulate` judge exactly what
