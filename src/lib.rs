@@ -18,8 +18,8 @@
 //! - [`cli`]: `serve`, `check`, `simulate`, `outbox`.
 
 pub mod adapters;
-pub mod auth;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod data;

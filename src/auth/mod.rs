@@ -69,7 +69,10 @@ impl std::fmt::Debug for Secret {
 /// digests (same length whatever the inputs) are compared without an early exit.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    let diff = x.iter().zip(y.iter()).fold(0u8, |acc, (p, q)| acc | (p ^ q));
+    let diff = x
+        .iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q));
     std::hint::black_box(diff) == 0
 }
 
@@ -252,7 +255,9 @@ fn check_hmac(hmac: &HmacAuth, request: &Inbound) -> Result<(), Refusal> {
         .parse()
         .map_err(|_| Refusal::Wrong("X-Tamtam-Timestamp is not Unix seconds"))?;
     if request.now.abs_diff(at) > hmac.window_secs {
-        return Err(Refusal::Wrong("X-Tamtam-Timestamp outside the replay window"));
+        return Err(Refusal::Wrong(
+            "X-Tamtam-Timestamp outside the replay window",
+        ));
     }
     let hex = signature.trim();
     let hex = hex.strip_prefix("sha256=").unwrap_or(hex);

@@ -66,14 +66,20 @@ fn basic_credentials_are_checked_user_and_password() {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let with = |v: String| h(&[("authorization", &v)]);
     assert_eq!(
-        auth.check(&req(&with(format!("Basic {}", b64("hubtel:pa:ss"))), None, b""), None),
+        auth.check(
+            &req(&with(format!("Basic {}", b64("hubtel:pa:ss"))), None, b""),
+            None
+        ),
         Ok(())
     );
     for wrong in ["hubtel:pass", "other:pa:ss", "hubtel"] {
         assert_eq!(
-            auth.check(&req(&with(format!("Basic {}", b64(wrong))), None, b""), None)
-                .unwrap_err()
-                .status(),
+            auth.check(
+                &req(&with(format!("Basic {}", b64(wrong))), None, b""),
+                None
+            )
+            .unwrap_err()
+            .status(),
             403,
             "{wrong}"
         );
@@ -107,7 +113,12 @@ fn an_allow_list_admits_only_its_blocks() {
         ..ChannelAuth::default()
     };
     let r = req(&[], None, b"");
-    for ok in ["196.201.214.7", "2001:db8:1::5", "10.1.2.3", "::ffff:196.201.214.200"] {
+    for ok in [
+        "196.201.214.7",
+        "2001:db8:1::5",
+        "10.1.2.3",
+        "::ffff:196.201.214.200",
+    ] {
         assert_eq!(auth.check(&r, ip(ok)), Ok(()), "{ok}");
     }
     for refused in ["196.201.215.1", "10.1.2.4", "2001:db9::1", "127.0.0.1"] {
@@ -118,7 +129,9 @@ fn an_allow_list_admits_only_its_blocks() {
         );
     }
     assert_eq!(auth.check(&r, None).unwrap_err().status(), 403);
-    assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+    assert!(Cidr::parse("0.0.0.0/0")
+        .unwrap()
+        .contains("8.8.8.8".parse().unwrap()));
     for bad in ["10.0.0.0/33", "example.com", "10.0.0.0/x", "::/129"] {
         assert!(Cidr::parse(bad).is_err(), "{bad}");
     }
@@ -143,7 +156,10 @@ fn x_forwarded_for_is_read_only_from_a_trusted_proxy() {
         ip("10.0.0.1"),
         "no trusted proxy: the peer"
     );
-    assert_eq!(source_address(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"));
+    assert_eq!(
+        source_address(ip("10.0.0.1"), &[], &trusted),
+        ip("10.0.0.1")
+    );
     let garbage = h(&[("x-forwarded-for", "nonsense")]);
     assert_eq!(source_address(ip("10.0.0.1"), &garbage, &trusted), None);
     assert_eq!(source_address(None, &xff, &trusted), None);
@@ -174,7 +190,9 @@ fn an_hmac_over_the_timestamp_and_body_is_accepted_inside_the_replay_window_only
         let old = signed(at, hmac_signature("k", at, body));
         assert_eq!(
             auth.check(&req(&old, None, body), None),
-            Err(Refusal::Wrong("X-Tamtam-Timestamp outside the replay window"))
+            Err(Refusal::Wrong(
+                "X-Tamtam-Timestamp outside the replay window"
+            ))
         );
     }
     // Another body, another key, another timestamp than signed.
@@ -194,7 +212,9 @@ fn an_hmac_over_the_timestamp_and_body_is_accepted_inside_the_replay_window_only
         );
     }
     assert_eq!(
-        auth.check(&req(&[], None, body), None).unwrap_err().status(),
+        auth.check(&req(&[], None, body), None)
+            .unwrap_err()
+            .status(),
         401
     );
 }
@@ -227,12 +247,22 @@ fn a_delivery_report_needs_the_secret_in_its_query() {
     let secret = Secret::new("dlr-secret-0123456789");
     let r = |q| req(&[], q, b"");
     assert_eq!(
-        check_dlr(Some(&secret), &r(Some("id=1&secret=dlr-secret-0123456789&status=1"))),
+        check_dlr(
+            Some(&secret),
+            &r(Some("id=1&secret=dlr-secret-0123456789&status=1"))
+        ),
         Ok(())
     );
-    assert_eq!(check_dlr(Some(&secret), &r(Some("id=1"))).unwrap_err().status(), 401);
     assert_eq!(
-        check_dlr(Some(&secret), &r(Some("secret=x"))).unwrap_err().status(),
+        check_dlr(Some(&secret), &r(Some("id=1")))
+            .unwrap_err()
+            .status(),
+        401
+    );
+    assert_eq!(
+        check_dlr(Some(&secret), &r(Some("secret=x")))
+            .unwrap_err()
+            .status(),
         403
     );
     assert_eq!(
