@@ -104,6 +104,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
             path: "/sms/at".into(),
             public_url: None,
             auth_token_env: None,
+            auth: Default::default(),
             sender: Some("at".into()),
         },
     );
@@ -114,6 +115,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
             path: "/sms/jasmin".into(),
             public_url: None,
             auth_token_env: None,
+            auth: Default::default(),
             sender: Some("jasmin".into()),
         },
     );
@@ -241,6 +243,7 @@ async fn an_incoming_sms_that_cannot_be_queued_is_refused_with_a_503() {
             path: "/sms/jasmin".into(),
             public_url: None,
             auth_token_env: None,
+            auth: Default::default(),
             sender: Some("jasmin".into()),
         },
     );
