@@ -138,7 +138,14 @@ pub fn router(
                     router.route(
                         &channel.path,
                         any(move |State(state): State<Arc<AppState>>, req: Request| {
-                            sms_async(state, dialect, auth.clone(), sender.clone(), ack.clone(), req)
+                            sms_async(
+                                state,
+                                dialect,
+                                auth.clone(),
+                                sender.clone(),
+                                ack.clone(),
+                                req,
+                            )
                         }),
                     )
                 }
@@ -391,7 +398,11 @@ async fn sms_async(
 ) -> Response {
     let started = Instant::now();
     let none = SmsAuth::default();
-    let sms = match accept(&state, dialect.into(), &auth, req, |r| dialect.parse(r, &none)).await {
+    let sms = match accept(&state, dialect.into(), &auth, req, |r| {
+        dialect.parse(r, &none)
+    })
+    .await
+    {
         Ok(sms) => sms,
         Err(rejected) => return rejected,
     };
