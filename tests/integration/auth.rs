@@ -100,6 +100,17 @@ async fn post(
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
+/// A request to try: dialect, body, content type, headers, Basic credentials, and what is
+/// expected (a status, or nothing).
+type Attempt<'a, E> = (
+    Dialect,
+    &'a str,
+    &'a str,
+    Vec<(&'a str, String)>,
+    Option<(&'a str, &'a str)>,
+    E,
+);
+
 #[tokio::test]
 async fn forged_ussd_hops_are_refused_in_their_dialect_and_write_no_session() {
     let (server, store) = guarded(&[]).await;
@@ -126,14 +137,7 @@ async fn forged_ussd_hops_are_refused_in_their_dialect_and_write_no_session() {
     let form = "application/x-www-form-urlencoded";
     let js = "application/json";
     // (dialect, body, content type, headers, basic, expected status)
-    let forged: Vec<(
-        Dialect,
-        &str,
-        &str,
-        Vec<(&str, String)>,
-        Option<(&str, &str)>,
-        u16,
-    )> = vec![
+    let forged: Vec<Attempt<'_, u16>> = vec![
         (Dialect::Hubtel, hubtel, js, vec![], None, 401),
         (
             Dialect::Hubtel,
@@ -175,19 +179,14 @@ async fn forged_ussd_hops_are_refused_in_their_dialect_and_write_no_session() {
     assert_eq!(store.len(), 0, "a refused hop writes nothing");
 
     // The right credentials go through, and only then is a session written.
-    let ok: Vec<(
-        Dialect,
-        &str,
-        &str,
-        Vec<(&str, String)>,
-        Option<(&str, &str)>,
-    )> = vec![
+    let ok: Vec<Attempt<'_, ()>> = vec![
         (
             Dialect::Hubtel,
             hubtel,
             js,
             vec![("x-tamtam-secret", SECRET.into())],
             None,
+            (),
         ),
         (
             Dialect::AfricasTalking,
@@ -195,15 +194,16 @@ async fn forged_ussd_hops_are_refused_in_their_dialect_and_write_no_session() {
             form,
             vec![],
             Some((USER, PASSWORD)),
+            (),
         ),
-        (Dialect::Json, json, js, signed(now - 299), None),
+        (Dialect::Json, json, js, signed(now - 299), None, ()),
     ];
-    for (dialect, body, ct, headers, basic) in ok {
+    for (dialect, body, ct, headers, basic, ()) in ok {
         let (code, text) = post(&server.url(dialect), ct, body, &headers, basic).await;
         assert_eq!(code, 200, "{}: {text}", dialect.name());
         assert!(text.contains("onsommation"), "{}: {text}", dialect.name());
     }
-    assert!(store.len() > 0);
+    assert!(!store.is_empty());
     server.stop().await;
 }
 
