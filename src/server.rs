@@ -39,6 +39,11 @@ use crate::gateway::Gateway;
 use crate::message::mask_msisdn;
 use crate::outbox::SenderKind;
 
+mod admin;
+
+pub use self::admin::admin_router;
+use self::admin::{healthz, readyz};
+
 /// What every handler shares.
 #[derive(Debug)]
 pub struct AppState {
@@ -78,17 +83,6 @@ impl AppState {
 
 /// The environment variable holding the Twilio auth token when a channel names none.
 pub const TWILIO_TOKEN_ENV: &str = "TAMTAM_TWILIO_AUTH_TOKEN";
-
-/// The operations endpoints, for the admin listener: `GET /messages/{id}`, `/healthz`,
-/// `/readyz`.
-pub fn admin_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/messages/{id}", get(message_status))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
-        .with_state(state)
-}
 
 /// Builds the public router for the configured channels, with `/healthz` and `/readyz`
 /// for load balancers; operations endpoints are on [`admin_router`] only. `secret` reads a
@@ -513,36 +507,6 @@ async fn dlr(state: Arc<AppState>, dialect: DlrDialect, req: Request) -> Respons
     }
 }
 
-/// `GET /messages/{id}`: a message's status history.
-async fn message_status(
-    State(state): State<Arc<AppState>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
-    let Some(outbox) = state.gateway.outbox() else {
-        return json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "no outbound queue"}),
-        );
-    };
-    match outbox.status(&id).await {
-        Ok(history) if history.is_empty() => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"id": id, "error": "unknown message"}),
-        ),
-        Ok(history) => {
-            let status = crate::outbox::current_status(&history).map(str::to_string);
-            json(
-                StatusCode::OK,
-                serde_json::json!({"id": id, "status": status, "history": history}),
-            )
-        }
-        Err(e) => json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"id": id, "error": e.to_string()}),
-        ),
-    }
-}
-
 /// An error and its sources, outermost first.
 fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = String> + 'a {
     std::iter::successors(Some(e), |e| e.source()).map(ToString::to_string)
@@ -570,26 +534,6 @@ fn text(status: StatusCode, body: &'static str) -> Response {
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
     into_response(RawResponse::json(status.as_u16(), &value))
-}
-
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let g = &state.gateway;
-    let store = g.store().kind();
-    let tenants = g.tenants().len();
-    match g.ready().await {
-        Ok(()) => json(
-            StatusCode::OK,
-            serde_json::json!({"status": "ready", "store": store, "tenants": tenants}),
-        ),
-        Err(e) => json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "not ready", "store": store, "error": e.to_string()}),
-        ),
-    }
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
