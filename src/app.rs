@@ -27,7 +27,7 @@ use crate::outbox::{
     run_worker, MemoryQueue, Outbox, OutboxError, Queue, RedisQueue, Sender, SenderConfig,
     WorkerSettings, DEFAULT_TIMEOUT_MS,
 };
-use crate::server::{router, AppState, Router};
+use crate::server::{admin_router, router, AppState, Router};
 use crate::session::{MemoryStore, RedisStore, Store, StoreError};
 
 /// How long the worker blocks waiting for new messages before it looks at its timers.
@@ -110,8 +110,11 @@ struct WorkerPlan {
 
 /// A gateway wired and ready to serve.
 pub struct App {
-    /// The HTTP routes, with the gateway inside.
+    /// The HTTP routes of the public listener (webhooks, delivery reports, health), with
+    /// the gateway inside.
     pub router: Router,
+    /// The operations endpoints (`/messages/{id}`, health), for the admin listener.
+    pub admin_router: Router,
     /// The outbound queue, when senders are configured.
     pub outbox: Option<Outbox>,
     /// The session store the gateway uses (a cheap handle), for the readiness log.
@@ -188,13 +191,10 @@ impl App {
             .collect::<Vec<_>>()
             .join("; ");
         let store = gateway.store().clone();
-        let state = Arc::new(AppState::new(
-            gateway,
-            config.max_body_bytes,
-            &config.senders,
-        ));
+        let state = Arc::new(AppState::new(gateway, config));
         App {
-            router: router(state, &config.channels, secrets),
+            router: router(state.clone(), &config.channels, secrets),
+            admin_router: admin_router(state),
             outbox,
             store,
             worker,
@@ -203,11 +203,13 @@ impl App {
         }
     }
 
-    /// Serves on `listener` until `shutdown` completes, lets in-flight hops finish, then
-    /// stops the worker and waits for it.
+    /// Serves the webhooks on `listener` and the operations endpoints on `admin` until
+    /// `shutdown` completes, lets in-flight hops finish, then stops the worker and waits
+    /// for it.
     pub async fn serve(
         self,
         listener: TcpListener,
+        admin: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         if let Err(e) = self.store.ping().await {
@@ -221,14 +223,38 @@ impl App {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let admin_address = admin
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         tracing::info!(
             address = %address,
+            admin = %admin_address,
             store = self.store.kind(),
             tenants = %self.tenants,
             senders = self.senders,
             "tamtam listening"
         );
-        let served = crate::server::serve(listener, self.router, shutdown).await;
+        // One shutdown signal for both listeners.
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let admin_served = tokio::spawn(crate::server::serve(
+            admin,
+            self.admin_router,
+            until(stopping.clone()),
+        ));
+        let mut served = crate::server::serve(listener, self.router, until(stopping)).await;
+        match admin_served.await {
+            Ok(Err(e)) if served.is_ok() => served = Err(e),
+            Err(e) if served.is_ok() => served = Err(std::io::Error::other(e)),
+            _ => {}
+        }
         let _ = stop_worker.send(true);
         if let Some(w) = worker {
             let _ = w.await;

@@ -144,7 +144,14 @@ async fn run_serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app.serve(listener, shutdown_signal()).await {
+    let admin = match tokio::net::TcpListener::bind(&config.admin_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %config.admin_listen, cause = %e, "cannot listen (admin_listen)");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.serve(listener, admin, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

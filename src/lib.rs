@@ -7,6 +7,7 @@
 //! - [`text`]: GSM-7 / UCS-2 counting, transliteration, USSD screens, SMS segments.
 //! - [`menu`]: menus as data and the pure engine that walks them (no I/O).
 //! - [`adapters`]: the wire formats, one file per dialect, to and from [`message`].
+//! - [`auth`]: who may call a webhook: secrets, Basic, allow-lists, HMAC (no HTTP here).
 //! - [`session`]: the store contract (in memory, Redis) and the session record.
 //! - [`data`]: data sources for lookups (consumption).
 //! - [`outbox`]: the durable outbound SMS queue, its senders and delivery reports.
@@ -18,6 +19,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -3,15 +3,23 @@
 //! Mounts each configured channel (a dialect on a path), reads bodies under the configured
 //! limit, hands them to the dialect's adapter and the gateway, and writes the answer. Also
 //! `/healthz` (the process is up) and `/readyz` (menus loaded, session store reachable),
-//! the delivery-report routes and `GET /messages/{id}`. What a request *means* is the
-//! adapters' business (`crate::adapters`): this module only moves bytes and statuses.
+//! and the delivery-report routes. The operations endpoints (`GET /messages/{id}`, with
+//! `/healthz` and `/readyz` again) are a router of their own ([`admin_router`]), served on
+//! the admin listener. What a request *means* is the adapters' business
+//! (`crate::adapters`): this module only moves bytes and statuses.
+//!
+//! Every webhook and delivery report is authenticated before an adapter reads it
+//! (`crate::auth` decides; this module hands it the peer address, headers, query, body and
+//! the gateway's clock): a refusal is answered in the dialect's 401/403 format, changes
+//! nothing, and is logged once per source per minute.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -25,10 +33,16 @@ use crate::adapters::{
     AdapterError, Dialect, DlrDialect, Family, MessageRef, RawRequest, RawResponse, SmsAuth,
     SmsDialect, UssdDialect,
 };
-use crate::config::Mount;
+use crate::auth::{ChannelAuth, Cidr, Inbound, Refusal, RefusalLog, Secret, REFUSAL_LOG_CAP};
+use crate::config::{Config, Mount};
 use crate::gateway::Gateway;
 use crate::message::mask_msisdn;
-use crate::outbox::{SenderConfig, SenderKind};
+use crate::outbox::SenderKind;
+
+mod admin;
+
+pub use self::admin::admin_router;
+use self::admin::{healthz, readyz};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -38,21 +52,31 @@ pub struct AppState {
     /// For delivery reports that do not name their sender: the sender of each kind
     /// (`jasmin`, `africas_talking`) to resolve provider ids with.
     pub default_senders: HashMap<SenderKind, String>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<Cidr>,
+    /// The secret delivery reports carry; `None` refuses them all.
+    dlr_secret: Option<Secret>,
+    /// Which refusals are logged (one line per source per minute).
+    refusals: RefusalLog,
 }
 
 impl AppState {
-    /// Shared state for `gateway`, with the default senders of `senders`.
-    pub fn new(gateway: Gateway, max_body_bytes: usize, senders: &[SenderConfig]) -> AppState {
+    /// Shared state for `gateway` under `config`: body limit, default senders,
+    /// trusted proxies and the delivery-report secret.
+    pub fn new(gateway: Gateway, config: &Config) -> AppState {
         let mut default_senders = HashMap::new();
-        for s in senders {
+        for s in &config.senders {
             default_senders
                 .entry(s.kind)
                 .or_insert_with(|| s.name.clone());
         }
         AppState {
             gateway,
-            max_body_bytes,
+            max_body_bytes: config.max_body_bytes,
             default_senders,
+            trusted_proxies: config.trusted_proxies.clone(),
+            dlr_secret: config.dlr_secret.clone(),
+            refusals: RefusalLog::new(REFUSAL_LOG_CAP),
         }
     }
 }
@@ -60,17 +84,21 @@ impl AppState {
 /// The environment variable holding the Twilio auth token when a channel names none.
 pub const TWILIO_TOKEN_ENV: &str = "TAMTAM_TWILIO_AUTH_TOKEN";
 
-/// Builds the router for the configured channels. `secret` reads a secret by name (the
-/// binary passes the environment; tests pass their own).
+/// Builds the public router for the configured channels, with `/healthz` and `/readyz`
+/// for load balancers; operations endpoints are on [`admin_router`] only. `secret` reads a
+/// secret by name (the binary passes the environment; tests pass their own). Each channel
+/// open to anyone is logged at WARN.
 pub fn router(
     state: Arc<AppState>,
     channels: &[Mount],
     secret: &dyn Fn(&str) -> Option<String>,
 ) -> Router {
+    if state.dlr_secret.is_none() {
+        tracing::warn!("no dlr_secret: every delivery report on /dlr/* is refused");
+    }
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/messages/{id}", get(message_status));
+        .route("/readyz", get(readyz));
     for (path, dialect) in [
         ("/dlr/kannel", DlrDialect::Kannel),
         ("/dlr/jasmin", DlrDialect::Jasmin),
@@ -82,11 +110,19 @@ pub fn router(
         );
     }
     for channel in channels {
+        if channel.auth.is_open() {
+            tracing::warn!(
+                path = %channel.path,
+                dialect = channel.dialect.name(),
+                "unauthenticated channel: anyone who reaches this listener can call it"
+            );
+        }
+        let auth = Arc::new(channel.auth.clone());
         router = match channel.dialect.family() {
             Family::Ussd(dialect) => router.route(
                 &channel.path,
                 any(move |State(state): State<Arc<AppState>>, req: Request| {
-                    ussd(state, dialect, req)
+                    ussd(state, dialect, auth.clone(), req)
                 }),
             ),
             Family::Sms(dialect) => match dialect.ack() {
@@ -96,16 +132,23 @@ pub fn router(
                     router.route(
                         &channel.path,
                         any(move |State(state): State<Arc<AppState>>, req: Request| {
-                            sms_async(state, dialect, sender.clone(), ack.clone(), req)
+                            sms_async(
+                                state,
+                                dialect,
+                                auth.clone(),
+                                sender.clone(),
+                                ack.clone(),
+                                req,
+                            )
                         }),
                     )
                 }
                 None => {
-                    let auth = Arc::new(sms_auth(dialect, channel, secret));
+                    let signature = Arc::new(sms_auth(dialect, channel, secret));
                     router.route(
                         &channel.path,
                         any(move |State(state): State<Arc<AppState>>, req: Request| {
-                            sms(state, dialect, auth.clone(), req)
+                            sms(state, dialect, auth.clone(), signature.clone(), req)
                         }),
                     )
                 }
@@ -150,9 +193,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address reaches handlers as `ConnectInfo` (source allow-lists read it).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// A request's parts, owned, as adapters read them.
@@ -162,9 +209,21 @@ struct Parts {
     query: Option<String>,
     headers: Vec<(String, String)>,
     body: axum::body::Bytes,
+    /// The TCP peer, when the server recorded it.
+    peer: Option<IpAddr>,
 }
 
 impl Parts {
+    /// What authentication reads, at `now` (Unix seconds).
+    fn inbound(&self, now: i64) -> Inbound<'_> {
+        Inbound {
+            headers: &self.headers,
+            query: self.query.as_deref(),
+            body: &self.body,
+            now,
+        }
+    }
+
     fn raw(&self) -> RawRequest<'_> {
         RawRequest {
             method: &self.method,
@@ -179,6 +238,10 @@ impl Parts {
 /// Reads a request under the body limit.
 async fn read(req: Request, limit: usize) -> Result<Parts, AdapterError> {
     let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let body = to_bytes(body, limit).await.map_err(|e| {
         // `to_bytes` wraps http-body-util's `LengthLimitError` ("length limit exceeded").
         if error_chain(&e).any(|m| m.contains("length limit")) {
@@ -198,7 +261,38 @@ async fn read(req: Request, limit: usize) -> Result<Parts, AdapterError> {
         query: parts.uri.query().map(str::to_string),
         headers,
         body,
+        peer,
     })
+}
+
+impl AppState {
+    /// Checks `parts` against `check` (given the caller's address); a refusal becomes the
+    /// [`AdapterError`] its dialect renders, and is logged once per source per minute.
+    fn authenticate(
+        &self,
+        what: &'static str,
+        parts: &Parts,
+        check: impl FnOnce(&Inbound, Option<IpAddr>) -> Result<(), Refusal>,
+    ) -> Result<(), AdapterError> {
+        let now = self.gateway.now();
+        let source = crate::auth::source_address(parts.peer, &parts.headers, &self.trusted_proxies);
+        check(&parts.inbound(now), source).map_err(|refusal| {
+            if self.refusals.should_log(source, now) {
+                // Never the credentials: the reason names the mechanism only.
+                tracing::warn!(
+                    what,
+                    path = %parts.path,
+                    source = %source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
+                    reason = refusal.reason(),
+                    "refused an unauthenticated request; more from this source within a minute are not logged"
+                );
+            }
+            match refusal {
+                Refusal::Missing(why) => AdapterError::Unauthorized(why.to_string()),
+                Refusal::Wrong(why) => AdapterError::Forbidden(why.to_string()),
+            }
+        })
+    }
 }
 
 /// Every webhook's preamble: reads the request under the body limit and lets `parse` read
@@ -206,11 +300,24 @@ async fn read(req: Request, limit: usize) -> Result<Parts, AdapterError> {
 async fn accept<T>(
     state: &AppState,
     dialect: Dialect,
+    auth: &ChannelAuth,
     req: Request,
     parse: impl FnOnce(&RawRequest) -> Result<T, AdapterError>,
 ) -> Result<T, Response> {
     let parsed = match read(req, state.max_body_bytes).await {
-        Ok(parts) => parse(&parts.raw()),
+        Ok(parts) => match state.authenticate("webhook", &parts, |r, ip| auth.check(r, ip)) {
+            Ok(()) => parse(&parts.raw()),
+            Err(refused) => {
+                let mut response = into_response(dialect.render_error(&refused));
+                if matches!(refused, AdapterError::Unauthorized(_)) && auth.basic.is_some() {
+                    response.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        axum::http::HeaderValue::from_static("Basic realm=\"tamtam\""),
+                    );
+                }
+                return Err(response);
+            }
+        },
         Err(err) => Err(err),
     };
     parsed.map_err(|err| {
@@ -220,9 +327,14 @@ async fn accept<T>(
     })
 }
 
-async fn ussd(state: Arc<AppState>, dialect: UssdDialect, req: Request) -> Response {
+async fn ussd(
+    state: Arc<AppState>,
+    dialect: UssdDialect,
+    auth: Arc<ChannelAuth>,
+    req: Request,
+) -> Response {
     let started = Instant::now();
-    let inbound = match accept(&state, dialect.into(), req, |r| dialect.parse(r)).await {
+    let inbound = match accept(&state, dialect.into(), &auth, req, |r| dialect.parse(r)).await {
         Ok(i) => i,
         Err(rejected) => return rejected,
     };
@@ -243,11 +355,13 @@ async fn ussd(state: Arc<AppState>, dialect: UssdDialect, req: Request) -> Respo
 async fn sms(
     state: Arc<AppState>,
     dialect: SmsDialect,
-    auth: Arc<SmsAuth>,
+    auth: Arc<ChannelAuth>,
+    signature: Arc<SmsAuth>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let inbound = match accept(&state, dialect.into(), req, |r| dialect.parse(r, &auth)).await {
+    let parse = |r: &RawRequest| dialect.parse(r, &signature);
+    let inbound = match accept(&state, dialect.into(), &auth, req, parse).await {
         Ok(sms) => sms.inbound,
         Err(rejected) => return rejected,
     };
@@ -271,13 +385,18 @@ async fn sms(
 async fn sms_async(
     state: Arc<AppState>,
     dialect: SmsDialect,
+    auth: Arc<ChannelAuth>,
     sender: Arc<String>,
     ack: Arc<RawResponse>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let auth = SmsAuth::default();
-    let sms = match accept(&state, dialect.into(), req, |r| dialect.parse(r, &auth)).await {
+    let none = SmsAuth::default();
+    let sms = match accept(&state, dialect.into(), &auth, req, |r| {
+        dialect.parse(r, &none)
+    })
+    .await
+    {
         Ok(sms) => sms,
         Err(rejected) => return rejected,
     };
@@ -320,8 +439,9 @@ fn sender_kind(dialect: DlrDialect) -> Option<SenderKind> {
     }
 }
 
-/// A delivery report: read by its dialect, recorded in the message's history, answered as
-/// the provider expects.
+/// A delivery report: authenticated by the `secret` in its URL's query, read by its
+/// dialect, recorded in the message's history, answered as the provider expects. A report
+/// without the secret is refused before it is read and changes nothing.
 ///
 /// Unknown messages: a provider's id may not be recorded yet (the report can beat the
 /// worker's record of the send), so the answer is a 503 and the provider tries again
@@ -332,7 +452,11 @@ async fn dlr(state: Arc<AppState>, dialect: DlrDialect, req: Request) -> Respons
         return text(StatusCode::SERVICE_UNAVAILABLE, "no outbound queue\n");
     };
     let parsed = match read(req, state.max_body_bytes).await {
-        Ok(parts) => dialect.parse(&parts.raw()),
+        Ok(parts) => state
+            .authenticate("delivery report", &parts, |r, _| {
+                crate::auth::check_dlr(state.dlr_secret.as_ref(), r)
+            })
+            .and_then(|()| dialect.parse(&parts.raw())),
         Err(err) => Err(err),
     };
     let report = match parsed {
@@ -383,36 +507,6 @@ async fn dlr(state: Arc<AppState>, dialect: DlrDialect, req: Request) -> Respons
     }
 }
 
-/// `GET /messages/{id}`: a message's status history.
-async fn message_status(
-    State(state): State<Arc<AppState>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
-    let Some(outbox) = state.gateway.outbox() else {
-        return json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "no outbound queue"}),
-        );
-    };
-    match outbox.status(&id).await {
-        Ok(history) if history.is_empty() => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"id": id, "error": "unknown message"}),
-        ),
-        Ok(history) => {
-            let status = crate::outbox::current_status(&history).map(str::to_string);
-            json(
-                StatusCode::OK,
-                serde_json::json!({"id": id, "status": status, "history": history}),
-            )
-        }
-        Err(e) => json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"id": id, "error": e.to_string()}),
-        ),
-    }
-}
-
 /// An error and its sources, outermost first.
 fn error_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = String> + 'a {
     std::iter::successors(Some(e), |e| e.source()).map(ToString::to_string)
@@ -440,26 +534,6 @@ fn text(status: StatusCode, body: &'static str) -> Response {
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
     into_response(RawResponse::json(status.as_u16(), &value))
-}
-
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let g = &state.gateway;
-    let store = g.store().kind();
-    let tenants = g.tenants().len();
-    match g.ready().await {
-        Ok(()) => json(
-            StatusCode::OK,
-            serde_json::json!({"status": "ready", "store": store, "tenants": tenants}),
-        ),
-        Err(e) => json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "not ready", "store": store, "error": e.to_string()}),
-        ),
-    }
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

@@ -25,6 +25,8 @@ pub enum AdapterError {
     Method(String),
     #[error("forbidden; {0}")]
     Forbidden(String),
+    #[error("unauthorized; {0}")]
+    Unauthorized(String),
 }
 
 impl AdapterError {
@@ -34,6 +36,7 @@ impl AdapterError {
             AdapterError::TooLarge(_) => 413,
             AdapterError::Method(_) => 405,
             AdapterError::Forbidden(_) => 403,
+            AdapterError::Unauthorized(_) => 401,
             _ => 400,
         }
     }
@@ -48,6 +51,7 @@ impl AdapterError {
             AdapterError::NotUtf8 => "not_utf8",
             AdapterError::Method(_) => "method_not_allowed",
             AdapterError::Forbidden(_) => "forbidden",
+            AdapterError::Unauthorized(_) => "unauthorized",
         }
     }
 
@@ -64,6 +68,7 @@ impl AdapterError {
             AdapterError::NotUtf8 => "texte non UTF-8".to_string(),
             AdapterError::Method(m) => format!("methode {m} refusee, utilisez POST"),
             AdapterError::Forbidden(why) => format!("acces refuse ({why})"),
+            AdapterError::Unauthorized(why) => format!("authentification requise ({why})"),
         };
         crate::text::transliterate(&format!("Demande invalide : {detail}.")).into_owned()
     }

@@ -1,12 +1,20 @@
-//! The `[[channel]]` sections: webhook mounts, each a dialect on a path. The type is
-//! [`Mount`]: "channel" also names the USSD/SMS split elsewhere (`menu::Channel`).
+//! The `[[channel]]` sections: webhook mounts, each a dialect on a path, and how each
+//! authenticates its callers. The type is [`Mount`]: "channel" also names the USSD/SMS
+//! split elsewhere (`menu::Channel`).
+//!
+//! Safe by default: on a listener that is not loopback, a channel must authenticate (a
+//! secret, Basic, an allow-list, an HMAC, or Twilio's signature) or say
+//! `unauthenticated = true`; [`check_open`] makes anything else a configuration error.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 
 use serde::Deserialize;
 
 use super::Problems;
 use crate::adapters::Dialect;
+use crate::auth::{ChannelAuth, Cidr, HmacAuth, Secret, DEFAULT_HMAC_WINDOW_SECS};
+use crate::data::expand_env;
 
 /// Paths the server keeps for itself.
 const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz"];
@@ -20,6 +28,15 @@ pub(super) struct RawChannel {
     public_url: Option<String>,
     auth_token_env: Option<String>,
     sender: Option<String>,
+    secret: Option<String>,
+    basic_user: Option<String>,
+    basic_password: Option<String>,
+    #[serde(default)]
+    allow_ips: Vec<String>,
+    hmac_key: Option<String>,
+    hmac_window_secs: Option<u64>,
+    #[serde(default)]
+    unauthenticated: bool,
 }
 
 /// A webhook endpoint: the dialect that answers on a path.
@@ -34,11 +51,17 @@ pub struct Mount {
     pub auth_token_env: Option<String>,
     /// The sender that carries replies on asynchronous dialects.
     pub sender: Option<String>,
+    /// Who may call it (secrets resolved from `${NAME}`).
+    pub auth: ChannelAuth,
 }
 
 /// Checks every `[[channel]]`: a known dialect, a unique path starting with `/`, the
 /// Twilio-only options on Twilio only; at least one channel.
-pub(super) fn check(raw: Vec<RawChannel>, problems: &mut Problems) -> Vec<Mount> {
+pub(super) fn check(
+    raw: Vec<RawChannel>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Vec<Mount> {
     let mut mounts = Vec::new();
     let mut paths = HashSet::new();
     for c in raw {
@@ -78,18 +101,121 @@ pub(super) fn check(raw: Vec<RawChannel>, problems: &mut Problems) -> Vec<Mount>
                 ),
             );
         }
+        let auth = check_auth(&c, dialect, env, problems);
         mounts.push(Mount {
             dialect,
             path: c.path,
             public_url: c.public_url,
             auth_token_env: c.auth_token_env,
             sender: c.sender,
+            auth,
         });
     }
     if mounts.is_empty() {
         problems.error("channel", "no [[channel]]: mount at least one dialect");
     }
     mounts
+}
+
+/// A channel's authentication: secrets read from the environment, blocks parsed, HMAC on
+/// tamtam's JSON dialects only, Basic as a pair, nothing alongside `unauthenticated`.
+fn check_auth(
+    c: &RawChannel,
+    dialect: Dialect,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> ChannelAuth {
+    let path = &c.path;
+    let mut secret = |option: &str, value: &Option<String>| -> Option<Secret> {
+        let value = value.as_deref()?;
+        match expand_env(value, env) {
+            Ok(v) if v.is_empty() => {
+                problems.error("channel", format!("{path}: `{option}` is empty"));
+                None
+            }
+            Ok(v) => Some(Secret::new(v)),
+            Err(why) => {
+                for w in why {
+                    problems.error("channel", format!("{path}: `{option}`: {w}"));
+                }
+                None
+            }
+        }
+    };
+    let shared = secret("secret", &c.secret);
+    let password = secret("basic_password", &c.basic_password);
+    let key = secret("hmac_key", &c.hmac_key);
+    let basic = match (&c.basic_user, password) {
+        (Some(user), Some(password)) => Some((user.clone(), password)),
+        (None, None) => None,
+        _ => {
+            problems.error(
+                "channel",
+                format!("{path}: HTTP Basic needs both `basic_user` and `basic_password`"),
+            );
+            None
+        }
+    };
+    let mut allow = Vec::new();
+    for block in &c.allow_ips {
+        match Cidr::parse(block) {
+            Ok(cidr) => allow.push(cidr),
+            Err(e) => problems.error("channel", format!("{path}: `allow_ips`: {e}")),
+        }
+    }
+    let json = matches!(dialect, Dialect::Json | Dialect::SmsJson);
+    if (c.hmac_key.is_some() || c.hmac_window_secs.is_some()) && !json {
+        problems.error(
+            "channel",
+            format!(
+                "{path}: `hmac_key` applies to tamtam's JSON dialects (json, sms_json), not {}",
+                dialect.name()
+            ),
+        );
+    }
+    let auth = ChannelAuth {
+        secret: shared,
+        basic,
+        allow,
+        hmac: key.filter(|_| json).map(|key| HmacAuth {
+            key,
+            window_secs: c.hmac_window_secs.unwrap_or(DEFAULT_HMAC_WINDOW_SECS),
+        }),
+        signed_by_dialect: dialect == Dialect::Twilio,
+        unauthenticated: c.unauthenticated,
+    };
+    if c.unauthenticated && !auth.is_open() {
+        problems.error(
+            "channel",
+            format!(
+                "{path}: `unauthenticated = true` with {}: choose one",
+                auth.mechanisms().join(", ")
+            ),
+        );
+    }
+    auth
+}
+
+/// On a listener that is not loopback, every channel authenticates or says
+/// `unauthenticated = true`.
+pub(super) fn check_open(mounts: &[Mount], listen: &str, problems: &mut Problems) {
+    let Ok(address) = listen.parse::<SocketAddr>() else {
+        return; // reported by check_listen
+    };
+    if address.ip().is_loopback() {
+        return;
+    }
+    for c in mounts {
+        if c.auth.is_open() && !c.auth.unauthenticated {
+            problems.error(
+                "channel",
+                format!(
+                    "{}: no authentication on the non-loopback listener {listen}: set `secret`, `basic_user`/`basic_password`, `allow_ips` or `hmac_key`, or say `unauthenticated = true`",
+                    c.path
+                ),
+            );
+        }
+    }
 }
 
 /// Checks that each mount's `sender` is a `[[sender]]`, and that asynchronous dialects
@@ -156,6 +282,123 @@ sender = "nobody"
             "t.toml:channel: error: path `/a` is mounted twice",
             "t.toml:channel: error: /j: the jasmin dialect replies through a sender: add `sender = \"<name>\"`",
             "t.toml:channel: error: /k: sender `nobody` is not a [[sender]]",
+        ] {
+            assert!(
+                all.iter().any(|p| p.starts_with(needle)),
+                "{needle} in {all:#?}"
+            );
+        }
+    }
+
+    use super::super::tests::{parse, MINIMAL};
+    use crate::config::{Config, Overrides};
+    use std::path::Path;
+
+    /// `text` as `t.toml`, listening on `listen`.
+    fn problems_on(listen: &str, text: &str) -> Vec<String> {
+        let o = Overrides {
+            listen: Some(listen.into()),
+            ..Overrides::default()
+        };
+        match Config::parse("t.toml", text, Path::new("."), &o) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn an_open_channel_on_a_public_listener_is_an_error_naming_it() {
+        let open = format!("[[channel]]\ndialect = \"hubtel\"\npath = \"/ussd/hubtel\"\n{MINIMAL}");
+        assert_eq!(problems_on("127.0.0.1:8080", &open), Vec::<String>::new());
+        assert_eq!(problems_on("[::1]:8080", &open), Vec::<String>::new());
+        let all = problems_on("0.0.0.0:8080", &open);
+        assert_eq!(all.len(), 2, "{all:#?}");
+        for path in ["/ussd/hubtel", "/ussd/json"] {
+            let needle = format!("t.toml:channel: error: {path}: no authentication on the non-loopback listener 0.0.0.0:8080");
+            assert!(
+                all.iter().any(|p| p.starts_with(&needle)),
+                "{needle} in {all:#?}"
+            );
+        }
+        // Said explicitly, or authenticated: accepted.
+        let said = format!(
+            "[[channel]]\ndialect = \"hubtel\"\npath = \"/ussd/hubtel\"\nunauthenticated = true\n[[channel]]\ndialect = \"twilio\"\npath = \"/sms/twilio\"\n[[channel]]\ndialect = \"json\"\npath = \"/ussd/json\"\nallow_ips = [\"10.0.0.0/8\"]\n{TENANT}"
+        );
+        assert_eq!(problems_on("0.0.0.0:8080", &said), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_authentication_problem_is_reported() {
+        let all = problems(&format!(
+            r#"
+trusted_proxies = ["10.0.0.0/40"]
+[[channel]]
+dialect = "hubtel"
+path = "/a"
+hmac_key = "k"
+allow_ips = ["10.0.0.1", "nonsense"]
+[[channel]]
+dialect = "json"
+path = "/b"
+basic_user = "u"
+[[channel]]
+dialect = "json"
+path = "/c"
+secret = "${{TAMTAM_TEST_SURELY_UNSET_VARIABLE}}"
+[[channel]]
+dialect = "json"
+path = "/d"
+secret = "s"
+unauthenticated = true
+{TENANT}"#
+        ));
+        for needle in [
+            "t.toml:trusted_proxies: error: `10.0.0.0/40`: the prefix length must be 0 to 32",
+            "t.toml:channel: error: /a: `hmac_key` applies to tamtam's JSON dialects (json, sms_json), not hubtel",
+            "t.toml:channel: error: /a: `allow_ips`: `nonsense` is not an address or a CIDR block",
+            "t.toml:channel: error: /b: HTTP Basic needs both `basic_user` and `basic_password`",
+            "t.toml:channel: error: /c: `secret`: environment variable `TAMTAM_TEST_SURELY_UNSET_VARIABLE` is not set",
+            "t.toml:channel: error: /d: `unauthenticated = true` with secret: choose one",
+        ] {
+            assert!(all.iter().any(|p| p.starts_with(needle)), "{needle} in {all:#?}");
+        }
+    }
+
+    #[test]
+    fn channel_secrets_are_read_from_the_environment_and_dlr_urls_carry_the_dlr_secret() {
+        let c = parse(&format!(
+            "dlr_secret = \"0123456789abcdef\"\n[[channel]]\ndialect = \"json\"\npath = \"/j\"\nhmac_key = \"${{PATH}}\"\nsecret = \"plain\"\n[[sender]]\nname = \"k\"\nkind = \"kannel\"\nurl = \"http://x\"\ndlr_url = \"http://gw/dlr/kannel\"\n{TENANT}"
+        ))
+        .unwrap();
+        let auth = &c.channels[0].auth;
+        assert_eq!(auth.mechanisms(), ["secret", "hmac"]);
+        assert!(auth
+            .hmac
+            .as_ref()
+            .unwrap()
+            .key
+            .matches(std::env::var("PATH").unwrap().as_bytes()));
+        assert_eq!(auth.hmac.as_ref().unwrap().window_secs, 300);
+        assert_eq!(
+            c.senders[0].dlr_url.as_deref(),
+            Some("http://gw/dlr/kannel?secret=0123456789abcdef")
+        );
+        assert_eq!(c.admin_listen, "127.0.0.1:8081");
+
+        let all = problems(&format!(
+            "dlr_secret = \"short%\"\n[[sender]]\nname = \"k\"\nkind = \"kannel\"\nurl = \"http://x\"\ndlr_url = \"http://gw/dlr/kannel\"\n{MINIMAL}"
+        ));
+        assert!(
+            all.iter()
+                .any(|p| p.starts_with("t.toml:dlr_secret: error: must be at least 16 characters")),
+            "{all:#?}"
+        );
+        let all = problems(&format!(
+            "admin_listen = \"127.0.0.1:8080\"\n[[sender]]\nname = \"k\"\nkind = \"kannel\"\nurl = \"http://x\"\ndlr_url = \"http://gw/dlr/kannel\"\n{MINIMAL}"
+        ));
+        for needle in [
+            "t.toml:sender k: error: `dlr_url` needs a top-level `dlr_secret`",
+            "t.toml:admin_listen: error: `127.0.0.1:8080` is the public listener",
         ] {
             assert!(
                 all.iter().any(|p| p.starts_with(needle)),

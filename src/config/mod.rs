@@ -40,6 +40,11 @@ pub use crate::data::{
 pub const DEFAULT_CONFIG: &str = "config/tamtam.toml";
 /// Where the gateway listens when neither `TAMTAM_LISTEN` nor `listen` says.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where the operations endpoints listen when neither `TAMTAM_ADMIN_LISTEN` nor
+/// `admin_listen` says.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8081";
+/// The shortest `dlr_secret` accepted.
+const DLR_SECRET_MIN_LEN: usize = 16;
 /// `hop_timeout_ms` when unset.
 pub const DEFAULT_HOP_TIMEOUT: Duration = Duration::from_millis(4000);
 /// `max_body_bytes` when unset.
@@ -65,6 +70,10 @@ struct RawConfig {
     outbox: settings::RawOutbox,
     #[serde(default)]
     sender: Vec<SenderConfig>,
+    admin_listen: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    dlr_secret: Option<String>,
 }
 
 /// The checked configuration.
@@ -96,8 +105,18 @@ pub struct Config {
     /// How the outbound queue retries and how long it keeps statuses.
     pub outbox: OutboxSettings,
     /// The APIs that send SMS, secrets resolved (from `${NAME}`) so that a missing one is
-    /// a start-up error, not a failure at the first send.
+    /// a start-up error, not a failure at the first send. Each `dlr_url` carries
+    /// `dlr_secret` in its query (`secret=`), so the reports the provider sends back
+    /// authenticate.
     pub senders: Vec<SenderConfig>,
+    /// Where the operations endpoints (`/messages/{id}`, `/healthz`, `/readyz`) listen;
+    /// `TAMTAM_ADMIN_LISTEN` wins. Never the public listener.
+    pub admin_listen: String,
+    /// Proxies whose `X-Forwarded-For` is believed when a channel checks `allow_ips`.
+    pub trusted_proxies: Vec<crate::auth::Cidr>,
+    /// The secret every delivery report must carry (`?secret=` on `/dlr/*`); `None`:
+    /// every report is refused.
+    pub dlr_secret: Option<crate::auth::Secret>,
 }
 
 /// Environment overrides, read by the binary and passed in (tests pass their own).
@@ -105,10 +124,12 @@ pub struct Config {
 pub struct Overrides {
     pub listen: Option<String>,
     pub redis_url: Option<String>,
+    pub admin_listen: Option<String>,
 }
 
 impl Overrides {
-    /// Reads `TAMTAM_LISTEN` and `TAMTAM_REDIS_URL`; an empty value counts as unset.
+    /// Reads `TAMTAM_LISTEN`, `TAMTAM_REDIS_URL` and `TAMTAM_ADMIN_LISTEN`; an empty value
+    /// counts as unset.
     pub fn from_env() -> Overrides {
         let var = |k| {
             std::env::var(k)
@@ -118,6 +139,7 @@ impl Overrides {
         Overrides {
             listen: var("TAMTAM_LISTEN"),
             redis_url: var("TAMTAM_REDIS_URL"),
+            admin_listen: var("TAMTAM_ADMIN_LISTEN"),
         }
     }
 }
@@ -183,7 +205,14 @@ impl Config {
             .hop_timeout_ms
             .map_or(DEFAULT_HOP_TIMEOUT, Duration::from_millis);
         let session = settings::check_session(raw.session, &mut problems);
-        let channels = channel::check(raw.channel, &mut problems);
+        let channels = channel::check(raw.channel, &env, &mut problems);
+        channel::check_open(&channels, &listen, &mut problems);
+        let admin_listen = check_admin_listen(
+            overrides.admin_listen.clone().or(raw.admin_listen),
+            &listen,
+            &mut problems,
+        );
+        let trusted_proxies = check_proxies(&raw.trusted_proxies, &mut problems);
         let sources = SourceContext {
             base,
             redis_url: redis_url.as_deref(),
@@ -191,7 +220,8 @@ impl Config {
             env: &env,
         };
         let tenants = tenant::check(raw.tenant, &sources, &mut problems);
-        let (senders, sender_names) = sender::check(raw.sender, &env, &mut problems);
+        let (mut senders, sender_names) = sender::check(raw.sender, &env, &mut problems);
+        let dlr_secret = check_dlr_secret(raw.dlr_secret, &mut senders, &env, &mut problems);
         tenant::check_senders(&tenants, &sender_names, &mut problems);
         channel::check_senders(&channels, &sender_names, &mut problems);
         let outbox = settings::check_outbox(raw.outbox, &mut problems);
@@ -210,8 +240,93 @@ impl Config {
             tenants,
             outbox,
             senders,
+            admin_listen,
+            trusted_proxies,
+            dlr_secret,
         })
     }
+}
+
+/// `admin_listen` (or its override), else [`DEFAULT_ADMIN_LISTEN`]: an address and a port,
+/// not the public listener's.
+fn check_admin_listen(admin: Option<String>, listen: &str, problems: &mut Problems) -> String {
+    let admin = admin.unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_string());
+    match admin.parse::<std::net::SocketAddr>() {
+        Err(_) => problems.error(
+            "admin_listen",
+            format!("`{admin}` is not an address:port such as 127.0.0.1:8081"),
+        ),
+        Ok(a) if a.port() != 0 && listen.parse::<std::net::SocketAddr>().ok() == Some(a) => {
+            problems.error(
+                "admin_listen",
+                format!(
+                    "`{admin}` is the public listener: give the operations endpoints their own"
+                ),
+            );
+        }
+        Ok(_) => {}
+    }
+    admin
+}
+
+/// `trusted_proxies`: CIDR blocks.
+fn check_proxies(raw: &[String], problems: &mut Problems) -> Vec<crate::auth::Cidr> {
+    raw.iter()
+        .filter_map(|b| {
+            crate::auth::Cidr::parse(b)
+                .map_err(|e| problems.error("trusted_proxies", e))
+                .ok()
+        })
+        .collect()
+}
+
+/// `dlr_secret`: read from `${NAME}`, long enough, and safe in a URL as it is (providers
+/// call the URL back verbatim: Kannel would read `%` as one of its escapes). Appended to
+/// every sender's `dlr_url`; a `dlr_url` without a `dlr_secret` is an error, since the
+/// reports it brings would all be refused.
+fn check_dlr_secret(
+    raw: Option<String>,
+    senders: &mut [SenderConfig],
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Problems,
+) -> Option<crate::auth::Secret> {
+    let secret = match raw.map(|r| crate::data::expand_env(&r, env)) {
+        None => None,
+        Some(Err(why)) => {
+            why.into_iter()
+                .for_each(|w| problems.error("dlr_secret", w));
+            None
+        }
+        Some(Ok(v)) => {
+            let safe = v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if v.len() < DLR_SECRET_MIN_LEN || !safe {
+                problems.error(
+                    "dlr_secret",
+                    format!("must be at least {DLR_SECRET_MIN_LEN} characters among A-Z a-z 0-9 - . _ ~ (it travels in a URL)"),
+                );
+            }
+            Some(v)
+        }
+    };
+    for s in senders.iter_mut() {
+        let Some(url) = &mut s.dlr_url else { continue };
+        match &secret {
+            Some(v) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url.push(sep);
+                url.push_str(crate::auth::SECRET_PARAM);
+                url.push('=');
+                url.push_str(v);
+            }
+            None => problems.error(
+                &format!("sender {}", s.name),
+                "`dlr_url` needs a top-level `dlr_secret`: delivery reports without it are refused",
+            ),
+        }
+    }
+    secret.map(crate::auth::Secret::new)
 }
 
 /// `listen` (or its override), else [`DEFAULT_LISTEN`]: an address and a port.
@@ -315,6 +430,7 @@ listen = "127.0.0.1:1"
 [[channel]]
 dialect = "json"
 path = "/ussd/json"
+unauthenticated = true
 [[tenant]]
 id = "t"
 menu = "../menus/t.toml"
@@ -323,9 +439,11 @@ ussd_codes = ["*1#"]
         let o = Overrides {
             listen: Some("0.0.0.0:9".into()),
             redis_url: Some("redis://127.0.0.1:6379".into()),
+            admin_listen: Some("127.0.0.1:9".into()),
         };
         let c = Config::parse("c.toml", text, Path::new("/etc/tamtam"), &o).unwrap();
         assert_eq!(c.listen, "0.0.0.0:9");
+        assert_eq!(c.admin_listen, "127.0.0.1:9");
         assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
         // Resolved against the file's folder, and shown cleaned.
         assert_eq!(c.tenants[0].menu, Path::new("/etc/menus/t.toml"));

@@ -149,6 +149,11 @@ impl Gateway {
         }
     }
 
+    /// Unix seconds now, by this gateway's clock (webhook timestamps are judged by it).
+    pub fn now(&self) -> i64 {
+        (self.clock.0)()
+    }
+
     /// Reads time from `clock` (Unix seconds) instead of the system clock.
     pub fn with_clock(mut self, clock: Clock) -> Gateway {
         self.clock = clock;

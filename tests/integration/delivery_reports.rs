@@ -23,10 +23,10 @@ async fn a_kannel_report_for_an_accepted_message_is_recorded_with_kannel_s_code(
     let server = Server::start(None).await;
     let m = out("kannel", "+2250700000001", "Bonjour");
     server.outbox.accept(&m).await.unwrap();
-    let url = format!("{}/dlr/kannel?id={}&status=8", server.base, m.id);
+    let url = format!("{}&id={}&status=8", server.dlr_url("kannel"), m.id);
     let (code, body) = post_form(&url, &[]).await;
     assert_eq!((code, body.as_str()), (200, "OK\n"));
-    let (code, v) = get_message(&server.base, &m.id).await;
+    let (code, v) = get_message(&server.admin, &m.id).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(json_statuses(&v), ["accepted", "submitted"], "{v}");
     assert_eq!(v["history"][1]["detail"], "kannel dlr 8", "{v}");
@@ -36,16 +36,15 @@ async fn a_kannel_report_for_an_accepted_message_is_recorded_with_kannel_s_code(
 #[tokio::test]
 async fn a_report_for_an_unknown_message_is_final_for_our_ids_and_retried_for_a_provider_s() {
     let server = Server::start(None).await;
-    let base = &server.base;
     let (code, body) = post_form(
-        &format!("{base}/dlr/kannel?id=never-accepted&status=1"),
+        &format!("{}&id=never-accepted&status=1", server.dlr_url("kannel")),
         &[],
     )
     .await;
     assert_eq!((code, body.as_str()), (404, "unknown message\n"));
     for (route, status_field) in [("jasmin", "message_status"), ("at", "status")] {
         let (code, body) = post_form(
-            &format!("{base}/dlr/{route}"),
+            &server.dlr_url(route),
             &[("id", "not-recorded-yet"), (status_field, "DELIVRD")],
         )
         .await;
@@ -61,7 +60,6 @@ async fn a_report_for_an_unknown_message_is_final_for_our_ids_and_retried_for_a_
 #[tokio::test]
 async fn a_report_without_its_id_or_status_is_a_400_naming_the_field() {
     let server = Server::start(None).await;
-    let base = &server.base;
     for (route, pairs, field) in [
         ("kannel", vec![("id", "x")], "status"),
         (
@@ -71,7 +69,7 @@ async fn a_report_without_its_id_or_status_is_a_400_naming_the_field() {
         ),
         ("at", vec![("status", "Success")], "id"),
     ] {
-        let (code, body) = post_form(&format!("{base}/dlr/{route}"), &pairs).await;
+        let (code, body) = post_form(&server.dlr_url(route), &pairs).await;
         assert_eq!(code, 400, "{route}: {body}");
         assert_eq!(body, format!("missing field `{field}`\n"), "{route}");
     }

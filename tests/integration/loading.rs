@@ -69,6 +69,7 @@ fn a_redis_source_without_url_takes_the_overridden_gateway_redis() {
     let overrides = Overrides {
         listen: None,
         redis_url: Some(REDIS.into()),
+        admin_listen: None,
     };
     let (loaded, problems) = load(&config, &overrides);
     assert!(!has_errors(&problems), "{problems:#?}");

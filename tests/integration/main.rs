@@ -23,6 +23,10 @@ mod menus;
 // or INFO log quotes a subscriber's number.
 mod bad_input;
 
+// Authentication at the edge: forged hops, SMS and delivery reports refused in their
+// dialect and changing nothing; every mechanism; trusted proxies; the admin listener.
+mod auth;
+
 // Sessions and the gateway's own behaviour.
 
 // The session-store contract on memory and Redis, and records across menu changes.

@@ -106,6 +106,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
             path: "/sms/at".into(),
             public_url: None,
             auth_token_env: None,
+            auth: Default::default(),
             sender: Some("at".into()),
         },
     );
@@ -116,6 +117,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
             path: "/sms/jasmin".into(),
             public_url: None,
             auth_token_env: None,
+            auth: Default::default(),
             sender: Some("jasmin".into()),
         },
     );
@@ -154,7 +156,7 @@ async fn africas_talking_incoming_sms_is_answered_through_the_sender_once() {
     assert_eq!(req.field("message").as_deref(), Some(expected.as_str()));
 
     let id = our_id(&server, "at", "ATXid_out1").await;
-    let v = wait_message(&server.base, &id, "sent", |s| {
+    let v = wait_message(&server.admin, &id, "sent", |s| {
         s.last().is_some_and(|l| l == "sent")
     })
     .await;
@@ -166,7 +168,7 @@ async fn africas_talking_incoming_sms_is_answered_through_the_sender_once() {
     queue_is_empty(&server).await;
     assert_eq!(at.count(), 1, "one send for one incoming message");
     assert_eq!(jasmin.count(), 0);
-    let (_, v) = get_message(&server.base, &id).await;
+    let (_, v) = get_message(&server.admin, &id).await;
     assert_eq!(json_statuses(&v), ["accepted", "sent"]);
     worker.stop().await;
 }
@@ -199,7 +201,7 @@ async fn jasmin_incoming_sms_is_acknowledged_and_answered_through_the_sender_onc
     assert_eq!(req.field("username").as_deref(), Some("tamtam"));
 
     let id = our_id(&server, "jasmin", "00000001-5cfd-4812-90a4-e4d24ffb6e3d").await;
-    wait_message(&server.base, &id, "sent", |s| {
+    wait_message(&server.admin, &id, "sent", |s| {
         s.last().is_some_and(|l| l == "sent")
     })
     .await;
@@ -213,7 +215,7 @@ async fn jasmin_incoming_sms_is_acknowledged_and_answered_through_the_sender_onc
 
     // The Jasmin delivery report for it, through the route Jasmin calls.
     let (code, body) = post_form(
-        &format!("{}/dlr/jasmin", server.base),
+        &server.dlr_url("jasmin"),
         &[
             ("id", "00000001-5cfd-4812-90a4-e4d24ffb6e3d"),
             ("message_status", "DELIVRD"),
@@ -223,7 +225,7 @@ async fn jasmin_incoming_sms_is_acknowledged_and_answered_through_the_sender_onc
     )
     .await;
     assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
-    let (_, v) = get_message(&server.base, &id).await;
+    let (_, v) = get_message(&server.admin, &id).await;
     assert_eq!(json_statuses(&v), ["accepted", "sent", "delivered"]);
     worker.stop().await;
 }
@@ -286,6 +288,7 @@ async fn an_incoming_sms_that_cannot_be_queued_is_refused_with_a_503() {
             path: "/sms/jasmin".into(),
             public_url: None,
             auth_token_env: None,
+            auth: Default::default(),
             sender: Some("jasmin".into()),
         },
     );

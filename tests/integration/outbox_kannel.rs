@@ -19,7 +19,7 @@ async fn kannel_sends_to_the_phone_and_reports_delivery() {
     let mut config = sender("kannel-test", SenderKind::Kannel, &kannel.sendsms_url());
     config.username = Some(kannel.sendsms_username.clone());
     config.password = Some(kannel.sendsms_password.clone());
-    config.dlr_url = Some(format!("{}/dlr/kannel", server.base));
+    config.dlr_url = Some(server.dlr_url("kannel"));
     let worker = Worker::start(server.outbox.queue.clone(), vec![config]);
 
     for (n, text, coding) in [
@@ -38,7 +38,7 @@ async fn kannel_sends_to_the_phone_and_reports_delivery() {
         // Kannel's fake SMSC reports 8 (submitted to the SMSC), then 1 (delivered), for
         // a dlr-mask of 31. The reports may reach the gateway before the worker has recorded
         // "sent" (Kannel answered the sendsms call first), so the order is not asserted.
-        let v = wait_message(&server.base, &m.id, "Kannel's reports 8 and 1", |s| {
+        let v = wait_message(&server.admin, &m.id, "Kannel's reports 8 and 1", |s| {
             s.iter().any(|x| x == "delivered") && s.iter().any(|x| x == "submitted")
         })
         .await;

@@ -99,7 +99,7 @@ async fn a_gateway_killed_mid_send_leaves_its_messages_to_the_next_which_sends_e
         .unwrap_or_else(|| panic!("B never sent: {resent:?}"))
         .clone();
     for id in [&id_a, &id_b] {
-        let v = wait_message(&second.base, id, "sent", |s| s.iter().any(|x| x == "sent")).await;
+        let v = wait_message(&second.admin, id, "sent", |s| s.iter().any(|x| x == "sent")).await;
         assert_eq!(
             json_statuses(&v),
             ["accepted", "sent"],
@@ -169,7 +169,7 @@ async fn two_gateway_processes_share_one_queue_without_duplicates() {
     assert_eq!(ids.len(), N, "{N} sends in total");
     assert_eq!(distinct.len(), N, "each message once");
     for id in &ids {
-        let (_, v) = crate::support::outbox_fake::get_message(&one.base, id).await;
+        let (_, v) = crate::support::outbox_fake::get_message(&one.admin, id).await;
         assert_eq!(json_statuses(&v), ["accepted", "sent"], "{v}");
     }
 }

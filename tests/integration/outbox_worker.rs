@@ -135,7 +135,7 @@ async fn jasmin_sends_gsm_and_ucs2_and_its_delivery_report_is_acknowledged() {
     config.password = Some("jpass".into());
     let server = gateway_with(vec![config.clone()], "outbox-jasmin").await;
     // The gateway's own address for delivery reports, as Jasmin reaches it.
-    config.dlr_url = Some(format!("{}/dlr/jasmin", server.base));
+    config.dlr_url = Some(server.dlr_url("jasmin"));
     let worker = Worker::start(server.outbox.queue.clone(), vec![config]);
 
     let gsm = out(
@@ -160,7 +160,10 @@ async fn jasmin_sends_gsm_and_ucs2_and_its_delivery_report_is_acknowledged() {
     assert_eq!(f("hex-content"), None);
     assert_eq!(f("dlr").as_deref(), Some("yes"));
     let dlr_url = f("dlr-url").expect("a dlr-url");
-    assert_eq!(dlr_url, format!("{}/dlr/jasmin?sender={name}", server.base));
+    assert_eq!(
+        dlr_url,
+        format!("{}&sender={name}", server.dlr_url("jasmin"))
+    );
     assert_eq!(f("dlr-method").as_deref(), Some("POST"));
 
     let history = wait_last(&server.outbox, &gsm.id, "sent").await;
@@ -197,14 +200,14 @@ async fn jasmin_sends_gsm_and_ucs2_and_its_delivery_report_is_acknowledged() {
     )
     .await;
     assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
-    let (code, v) = get_message(&server.base, &gsm.id).await;
+    let (code, v) = get_message(&server.admin, &gsm.id).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["status"], "delivered", "{v}");
     assert_eq!(json_statuses(&v), ["accepted", "sent", "delivered"]);
 
     // The form the brief documents: the sender named in the body.
     let (code, body) = post_form(
-        &format!("{}/dlr/jasmin", server.base),
+        &server.dlr_url("jasmin"),
         &[
             ("id", JASMIN_ID_1),
             ("message_status", "DELIVRD"),
@@ -217,7 +220,7 @@ async fn jasmin_sends_gsm_and_ucs2_and_its_delivery_report_is_acknowledged() {
     // A report for a message we do not know (yet: it can beat the worker's record of the
     // send) is not acknowledged, so Jasmin tries it again later.
     let (code, body) = post_form(
-        &format!("{}/dlr/jasmin", server.base),
+        &server.dlr_url("jasmin"),
         &[
             ("id", "unknown"),
             ("message_status", "DELIVRD"),
@@ -303,7 +306,7 @@ async fn africas_talking_sends_with_its_api_key_and_link_id_and_reads_delivery_r
 
     // Africa's Talking's delivery reports name no sender: the gateway's AT sender is used.
     let (code, body) = post_form(
-        &format!("{}/dlr/at", server.base),
+        &server.dlr_url("at"),
         &[
             ("id", "ATXid_1"),
             ("status", "Success"),
@@ -314,12 +317,12 @@ async fn africas_talking_sends_with_its_api_key_and_link_id_and_reads_delivery_r
     )
     .await;
     assert_eq!((code, body.as_str()), (200, "OK"));
-    let (_, v) = get_message(&server.base, &premium.id).await;
+    let (_, v) = get_message(&server.admin, &premium.id).await;
     assert_eq!(v["status"], "delivered", "{v}");
     assert_eq!(json_statuses(&v), ["accepted", "sent", "delivered"]);
 
     let (code, _) = post_form(
-        &format!("{}/dlr/at", server.base),
+        &server.dlr_url("at"),
         &[
             ("id", "ATXid_2"),
             ("status", "Failed"),
@@ -331,7 +334,7 @@ async fn africas_talking_sends_with_its_api_key_and_link_id_and_reads_delivery_r
     )
     .await;
     assert_eq!(code, 200);
-    let (_, v) = get_message(&server.base, &plain.id).await;
+    let (_, v) = get_message(&server.admin, &plain.id).await;
     assert_eq!(v["status"], "failed", "{v}");
     assert_eq!(v["history"][2]["detail"], "Failed: UserInBlacklist", "{v}");
     assert_eq!(fake.count(), 2);

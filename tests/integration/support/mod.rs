@@ -29,6 +29,10 @@ use tokio::task::JoinHandle;
 /// The Twilio auth token the test gateways use.
 pub const TWILIO_TEST_TOKEN: &str = "test-twilio-token";
 
+/// The shipped configuration's `dlr_secret` (the demo's value), which delivery reports
+/// carry in their query.
+pub const DLR_SECRET: &str = "demo-dlr-secret-change-me";
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -56,6 +60,7 @@ pub fn shipped_config(redis: Option<String>) -> Config {
     let overrides = Overrides {
         listen: Some("127.0.0.1:0".into()),
         redis_url: redis,
+        admin_listen: Some("127.0.0.1:0".into()),
     };
     Config::from_file(&root().join("config/tamtam.toml"), &overrides)
         .unwrap_or_else(|p| panic!("shipped config: {p:#?}"))
@@ -101,7 +106,10 @@ pub fn script_time() -> i64 {
 
 /// A running gateway.
 pub struct Server {
+    /// The public listener: webhooks, delivery reports, health.
     pub base: String,
+    /// The admin listener: `/messages/{id}`, health.
+    pub admin: String,
     pub config: Config,
     /// The gateway's outbound queue.
     pub outbox: tamtam::outbox::Outbox,
@@ -167,12 +175,15 @@ impl Server {
             .expect("the shipped configuration has senders, so an outbound queue");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(app.serve(listener, async {
+        let handle = tokio::spawn(app.serve(listener, admin_listener, async {
             let _ = rx.await;
         }));
         Server {
             base,
+            admin,
             outbox,
             config,
             shutdown: Some(tx),
@@ -189,6 +200,12 @@ impl Server {
             .find(|c| c.dialect == dialect)
             .expect("dialect mounted in the shipped config");
         format!("{}{}", self.base, c.path)
+    }
+
+    /// `/dlr/{route}` on the public listener with the delivery-report secret, ready for
+    /// more query (`&id=...`).
+    pub fn dlr_url(&self, route: &str) -> String {
+        format!("{}/dlr/{route}?secret={DLR_SECRET}", self.base)
     }
 
     /// Messages waiting in this gateway's outbound queue (no worker runs in tests).

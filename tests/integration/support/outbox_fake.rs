@@ -434,6 +434,8 @@ pub struct GatewayProcess {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The admin listener (`/messages/{id}`), `http://127.0.0.1:PORT`.
+    pub admin: String,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -450,6 +452,7 @@ impl GatewayProcess {
             .arg("serve")
             .env("TAMTAM_CONFIG", config)
             .env("TAMTAM_LISTEN", "127.0.0.1:0")
+            .env("TAMTAM_ADMIN_LISTEN", "127.0.0.1:0")
             .env("TAMTAM_REDIS_URL", redis)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -463,7 +466,8 @@ impl GatewayProcess {
         let (addr_tx, mut addr_rx) = watch::channel(None::<Result<String, ()>>);
         let thread_tail = Arc::clone(&tail);
         std::thread::spawn(move || {
-            let re = regex::Regex::new(r"address=(127\.0\.0\.1:\d+)").unwrap();
+            let re =
+                regex::Regex::new(r"address=(127\.0\.0\.1:\d+) admin=(127\.0\.0\.1:\d+)").unwrap();
             let ansi = regex::Regex::new(r"\x1b\[[0-9;]*m").unwrap();
             let mut reader = BufReader::new(stderr);
             let mut line = String::new();
@@ -476,7 +480,7 @@ impl GatewayProcess {
                 let clean = ansi.replace_all(line.trim_end(), "").into_owned();
                 if clean.contains("tamtam listening") {
                     if let Some(c) = re.captures(&clean) {
-                        let _ = addr_tx.send(Some(Ok(c[1].to_string())));
+                        let _ = addr_tx.send(Some(Ok(format!("{} {}", &c[1], &c[2]))));
                     }
                 }
                 let mut t = thread_tail.lock().unwrap();
@@ -502,10 +506,15 @@ impl GatewayProcess {
         let mut process = GatewayProcess {
             child,
             base: String::new(),
+            admin: String::new(),
             tail,
         };
         match got {
-            Some(Ok(addr)) => process.base = format!("http://{addr}"),
+            Some(Ok(addrs)) => {
+                let (public, admin) = addrs.split_once(' ').unwrap_or((&addrs, ""));
+                process.base = format!("http://{public}");
+                process.admin = format!("http://{admin}");
+            }
             Some(Err(())) => process.fail("tamtam exited before listening"),
             None => process.fail(&format!("tamtam did not listen within {TIMEOUT:?}")),
         }
