@@ -192,6 +192,27 @@ mod tests {
         assert_eq!(c.session.key_prefix, "tamtam");
         assert_eq!(c.outbox.claim_after, Duration::from_secs(60));
         assert_eq!(c.outbox.max_backoff, Duration::from_secs(300));
+        assert_eq!(c.session.memory_capacity, 100_000);
+        assert_eq!(c.session.memory_message_ids, 100_000);
+    }
+
+    #[test]
+    fn memory_capacities_are_read_and_zero_is_refused() {
+        let c = super::super::tests::parse(&format!(
+            "{MINIMAL}[session]\nmemory_capacity = 10\nmemory_message_ids = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.session.memory_capacity, c.session.memory_message_ids),
+            (10, 5)
+        );
+        let all = problems(&format!(
+            "{MINIMAL}[session]\nmemory_capacity = 0\nmemory_message_ids = 0\n"
+        ));
+        for name in ["memory_capacity", "memory_message_ids"] {
+            let needle = format!("t.toml:session: error: `{name}` must be at least 1");
+            assert!(all.contains(&needle), "{needle} in {all:#?}");
+        }
     }
 
     #[test]

@@ -521,6 +521,19 @@ mod tests {
     }
 
     #[test]
+    fn a_hop_bringing_more_than_a_hop_applies_is_too_long() {
+        let dial = |n: usize| format!("*144{}#", "*1".repeat(n));
+        assert!(!too_long(&dial(16), &Hop::Start, 16));
+        assert!(too_long(&dial(17), &Hop::Start, 17), "inputs");
+        assert!(too_long(&dial(100), &Hop::Start, 100), "length");
+        assert!(!too_long("*144#", &path(&"1*".repeat(500)), 0));
+        assert!(
+            too_long("*144#", &path(&"1*".repeat(1100)), 0),
+            "path length"
+        );
+    }
+
+    #[test]
     fn every_kind_of_hop_is_decided_by_the_retry_rules() {
         let replay = Decision::Replay(last_reply());
         let none = None;

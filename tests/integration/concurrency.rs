@@ -41,7 +41,11 @@ async fn copies_queue_one_sms(servers: &[&Server], caller: u32) {
             .map(|i| servers[i % servers.len()].url(dialect))
             .collect();
         for s in phone.post_copies(&body, &urls).await {
-            assert!(s.end && s.text.contains(SMS_SENT), "{}: {s:?}", dialect.name());
+            assert!(
+                s.end && s.text.contains(SMS_SENT),
+                "{}: {s:?}",
+                dialect.name()
+            );
         }
         assert_eq!(
             servers[0].outbox_ready().await,
@@ -100,7 +104,10 @@ async fn two_different_hops_of_one_session_sent_together_both_take_effect() {
             // The hop 3 again (a retry): the stored screen, nothing advanced.
             let stored = phone.retry("1").await;
             let name = dialect.name();
-            assert_eq!(&stored, r3, "{name} round {round}: the last answer is stored");
+            assert_eq!(
+                &stored, r3,
+                "{name} round {round}: the last answer is stored"
+            );
             let both = r2.text.contains(FIRST) && r3.text.contains(SECOND);
             if dialect == Dialect::AfricasTalking {
                 assert!(r3.text.contains(SECOND), "{name} {round}: {r3:?}");
@@ -138,7 +145,11 @@ async fn fifty_copies_of_one_incoming_sms_queue_one_reply() {
     for (code, body) in posts.join_all().await {
         assert_eq!((code, body.as_str()), (200, "OK"));
     }
-    assert_eq!(a.outbox_ready().await, before + 1, "one reply for one MO id");
+    assert_eq!(
+        a.outbox_ready().await,
+        before + 1,
+        "one reply for one MO id"
+    );
     a.stop().await;
     b.stop().await;
 }
@@ -189,10 +200,18 @@ async fn a_direct_dial_of_32000_inputs_gets_a_polite_end_and_no_engine_work() {
         let mut phone = Phone::new(&server, dialect, MOOV, "+2250715000001");
         phone.dialled = huge.clone();
         let s = phone.dial().await;
-        assert!(s.end && s.text.contains(TOO_LONG), "{}: {s:?}", dialect.name());
+        assert!(
+            s.end && s.text.contains(TOO_LONG),
+            "{}: {s:?}",
+            dialect.name()
+        );
         // Nothing ran, so nothing was stored: the next hop finds no session.
         let s = phone.send("1").await;
-        assert!(s.end && s.text.contains("expir"), "{}: {s:?}", dialect.name());
+        assert!(
+            s.end && s.text.contains("expir"),
+            "{}: {s:?}",
+            dialect.name()
+        );
     }
     // Africa's Talking: the same inputs as a cumulative `text`.
     let mut phone = Phone::new(&server, Dialect::AfricasTalking, MOOV, "+2250715000002");

@@ -34,6 +34,8 @@ mod redis_gateway;
 // across two gateways); hops sent together are not lost; a session id is found only under
 // its own number; too many inputs at once get a polite END; the memory store keeps its cap.
 mod concurrency;
+// The "unavailable" answer follows the tenant's USSD text policy (GSM-7 on transliterate).
+mod unavailable;
 // A hop in flight when the shutdown signal arrives still gets its answer.
 mod shutdown;
 // Network data sources (Redis, HTTP) against real servers: timeouts, retries, the breaker.

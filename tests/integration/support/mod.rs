@@ -362,7 +362,10 @@ impl Phone {
                     .await
                     .expect("the gateway answers");
                 let status = resp.status().as_u16();
-                (i, parse_screen(dialect, status, &resp.text().await.unwrap()))
+                (
+                    i,
+                    parse_screen(dialect, status, &resp.text().await.unwrap()),
+                )
             });
         }
         let mut screens: Vec<(usize, Screen)> = posts.join_all().await;
