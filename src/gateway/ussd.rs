@@ -8,7 +8,10 @@
 //! 3. the engine step (`enter`, then `Gateway::run` for the lookups) and the follow-up
 //!    SMS the screen asked for;
 //! 4. one write: the session record (one builder, whether the session goes on or ended)
-//!    and the resumable state (`Gateway::writes`).
+//!    and the resumable state (`Gateway::writes`), committed only if the session still
+//!    holds the bytes read in step 1 (`Store::commit`, a compare-and-set). A hop that lost
+//!    that race goes back to step 1 and is decided again on what the winner wrote (at
+//!    most `MAX_ATTEMPTS` times); the follow-up SMS is queued only by the winner.
 
 use tracing::Instrument;
 
@@ -53,7 +56,10 @@ pub(crate) struct Run {
 ///   no stored session (a first hop, a direct dial sent as text, or a session this store
 ///   lost) the whole path is played from home.
 /// - Hubtel and JSON send one answer with a sequence number: a number no greater than the
-///   stored one is a retry (replayed).
+///   stored one is a retry (replayed). An answer without one (Hubtel's `Sequence` is
+///   optional in some integrations) cannot be told from a new answer by itself: it runs,
+///   unless it lost a race to a concurrent write of its session, in which case it is taken
+///   for a copy of the hop that won and gets that hop's screen (`Gateway::hop`).
 /// - A session that ended (stored without state) answers every later hop with its final
 ///   screen.
 pub(crate) fn decide(hop: &Hop, record: Option<SessionRecord>, prefill: &[String]) -> Decision {

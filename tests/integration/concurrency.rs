@@ -244,3 +244,99 @@ async fn the_in_memory_store_never_holds_more_than_its_cap() {
     assert!(store.len() <= sessions + ids);
     server.stop().await;
 }
+
+/// The guarded write both stores share: it applies only while every guarded key holds what
+/// was read (or is still absent), and writes nothing otherwise.
+#[tokio::test]
+async fn a_guarded_write_applies_only_while_its_guards_hold_on_both_stores() {
+    use std::time::Duration;
+    use tamtam::session::{keys, Guard, RedisStore, Write};
+    let url = redis_url();
+    let stores = [
+        ("memory", Store::Memory(MemoryStore::new()), "m".to_string()),
+        (
+            "redis",
+            Store::Redis(RedisStore::open(&url, Duration::from_secs(2)).unwrap()),
+            unique_prefix("guarded"),
+        ),
+    ];
+    for (name, store, prefix) in stores {
+        let session = keys::session(&prefix, "t", "+1", "d", "s");
+        let resume = keys::resume(&prefix, "t", "+1");
+        let set = |key: &str, value: &[u8]| Write::Set {
+            key: key.to_string(),
+            value: value.to_vec(),
+            ttl: Duration::from_secs(60),
+        };
+        let guard = |expected: Option<&[u8]>| Guard {
+            key: session.clone(),
+            expected: expected.map(<[u8]>::to_vec),
+        };
+        let both = [set(&session, b"one"), set(&resume, b"r1")];
+        assert!(store.commit(&[guard(None)], &both).await.unwrap(), "{name}");
+        // Another request read "absent" too: it loses, and writes nothing.
+        let other = [set(&session, b"two"), set(&resume, b"r2")];
+        assert!(
+            !store.commit(&[guard(None)], &other).await.unwrap(),
+            "{name}"
+        );
+        assert!(!store.commit(&[guard(Some(b"on"))], &other).await.unwrap());
+        let got = store.get(&[&session, &resume]).await.unwrap();
+        assert_eq!(got, [Some(b"one".to_vec()), Some(b"r1".to_vec())], "{name}");
+        // Read "one", still "one": applies, deletes included.
+        let next = [
+            set(&session, b"two"),
+            Write::Delete {
+                key: resume.clone(),
+            },
+        ];
+        assert!(store.commit(&[guard(Some(b"one"))], &next).await.unwrap());
+        let got = store.get(&[&session, &resume]).await.unwrap();
+        assert_eq!(got, [Some(b"two".to_vec()), None], "{name}");
+    }
+}
+
+/// `COPIES` copies of one answer in an SMS dialogue (same message id), over two gateways on
+/// one Redis, all get the reply a single answer gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_copies_of_one_sms_answer_get_the_reply_of_one() {
+    use crate::sms::{send, Via};
+    let url = redis_url();
+    let prefix = unique_prefix("sms-dialogue");
+    let a = Server::start(Some((&url, &prefix))).await;
+    let b = Server::start(Some((&url, &prefix))).await;
+    // What one answer gets, from a twin phone.
+    let twin = "+2250718000001";
+    assert!(
+        send(&a, Via::Json, "twin-1", twin, "144", "SIM")
+            .await
+            .status
+            == 200
+    );
+    let expected = send(&a, Via::Json, "twin-2", twin, "144", "1").await.text;
+    assert!(expected.contains(SECOND), "{expected}");
+
+    let phone = "+2250718000002";
+    assert!(
+        send(&a, Via::Json, "mo-1", phone, "144", "SIM")
+            .await
+            .status
+            == 200
+    );
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..COPIES {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let (target, client) = (format!("{base}/sms/json"), reqwest::Client::new());
+        let body = serde_json::json!({"id": "mo-2", "from": phone, "to": "144", "text": "1"});
+        posts.spawn(async move {
+            let resp = client.post(target).body(body.to_string()).send().await;
+            let v: serde_json::Value = resp.unwrap().json().await.unwrap();
+            v["text"].as_str().unwrap_or_default().to_string()
+        });
+    }
+    for text in posts.join_all().await {
+        assert_eq!(text, expected);
+    }
+    a.stop().await;
+    b.stop().await;
+}
