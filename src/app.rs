@@ -267,7 +267,10 @@ impl App {
 pub fn open_store(config: &Config) -> Result<Store, StoreError> {
     Ok(match &config.redis_url {
         Some(url) => Store::Redis(RedisStore::open(url, config.session.redis_timeout)?),
-        None => Store::Memory(MemoryStore::new()),
+        None => Store::Memory(MemoryStore::with_capacity(
+            config.session.memory_capacity,
+            config.session.memory_message_ids,
+        )),
     })
 }
 

@@ -23,6 +23,11 @@ pub const DEDUPE_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const KEY_PREFIX: &str = "tamtam";
 /// `[session] redis_timeout_ms`: one Redis command, sessions and outbound queue alike.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(1000);
+/// `[session] memory_capacity`: most sessions, SMS dialogues and resume points the
+/// in-memory store holds (defined beside the store).
+pub const MEMORY_CAPACITY: usize = crate::session::DEFAULT_CAPACITY;
+/// `[session] memory_message_ids`: most webhook message ids the in-memory store remembers.
+pub const MEMORY_MESSAGE_IDS: usize = crate::session::DEFAULT_MESSAGE_IDS;
 
 /// `[outbox] base_backoff_ms`: the first retry's delay; each further one doubles it.
 pub const BASE_BACKOFF: Duration = Duration::from_secs(1);
@@ -44,6 +49,8 @@ pub(super) struct RawSession {
     dedupe_ttl_secs: Option<u64>,
     key_prefix: Option<String>,
     redis_timeout_ms: Option<u64>,
+    memory_capacity: Option<usize>,
+    memory_message_ids: Option<usize>,
 }
 
 /// `[outbox]` as written.
@@ -76,6 +83,11 @@ pub struct SessionSettings {
     /// The most one Redis command may take (connecting included), for sessions and the
     /// outbound queue: a stuck Redis never wedges a hop, which answers `unavailable`.
     pub redis_timeout: Duration,
+    /// Most sessions, dialogues and resume points the in-memory store holds; the oldest
+    /// written goes first beyond it.
+    pub memory_capacity: usize,
+    /// Most webhook message ids the in-memory store remembers; the oldest goes first.
+    pub memory_message_ids: usize,
 }
 
 impl Default for SessionSettings {
@@ -88,6 +100,8 @@ impl Default for SessionSettings {
             dedupe_ttl: DEDUPE_TTL,
             key_prefix: KEY_PREFIX.into(),
             redis_timeout: REDIS_TIMEOUT,
+            memory_capacity: MEMORY_CAPACITY,
+            memory_message_ids: MEMORY_MESSAGE_IDS,
         }
     }
 }
@@ -137,7 +151,17 @@ pub(super) fn check_session(raw: RawSession, problems: &mut Problems) -> Session
         dedupe_ttl: secs(raw.dedupe_ttl_secs, DEDUPE_TTL),
         key_prefix: raw.key_prefix.unwrap_or_else(|| KEY_PREFIX.into()),
         redis_timeout: ms(raw.redis_timeout_ms, REDIS_TIMEOUT),
+        memory_capacity: raw.memory_capacity.unwrap_or(MEMORY_CAPACITY),
+        memory_message_ids: raw.memory_message_ids.unwrap_or(MEMORY_MESSAGE_IDS),
     };
+    for (name, v) in [
+        ("memory_capacity", session.memory_capacity),
+        ("memory_message_ids", session.memory_message_ids),
+    ] {
+        if v == 0 {
+            problems.error("session", format!("`{name}` must be at least 1"));
+        }
+    }
     for (name, v) in [
         ("ttl_secs", session.ttl),
         ("sms_ttl_secs", session.sms_ttl),
@@ -187,6 +211,8 @@ mod tests {
         assert_eq!(c.outbox.max_backoff, Duration::from_secs(300));
         assert_eq!(c.outbox.history.max_entries, 32);
         assert_eq!(c.outbox.history.detail_max_chars, 256);
+        assert_eq!(c.session.memory_capacity, 100_000);
+        assert_eq!(c.session.memory_message_ids, 100_000);
     }
 
     #[test]
@@ -194,6 +220,25 @@ mod tests {
         let all = problems(&format!("{MINIMAL}[outbox]\nhistory_max_entries = 0\n"));
         let needle = "t.toml:outbox: error: `history_max_entries` must be at least 1";
         assert!(all.iter().any(|p| p == needle), "{needle} in {all:#?}");
+    }
+
+    #[test]
+    fn memory_capacities_are_read_and_zero_is_refused() {
+        let c = super::super::tests::parse(&format!(
+            "{MINIMAL}[session]\nmemory_capacity = 10\nmemory_message_ids = 5\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.session.memory_capacity, c.session.memory_message_ids),
+            (10, 5)
+        );
+        let all = problems(&format!(
+            "{MINIMAL}[session]\nmemory_capacity = 0\nmemory_message_ids = 0\n"
+        ));
+        for name in ["memory_capacity", "memory_message_ids"] {
+            let needle = format!("t.toml:session: error: `{name}` must be at least 1");
+            assert!(all.contains(&needle), "{needle} in {all:#?}");
+        }
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub enum Outcome {
     Help,
     /// An SMS `SUITE` answered with the rest of a cut reply.
     Suite,
+    /// A dial or path with more inputs than a hop may apply, refused politely.
+    TooLong,
+    /// A hop that lost every race to concurrent hops of its session.
+    Contended,
 }
 
 impl Outcome {
@@ -76,6 +80,8 @@ impl Outcome {
             Outcome::TimedOut => "timed_out",
             Outcome::Help => "help",
             Outcome::Suite => "suite",
+            Outcome::TooLong => "too_long",
+            Outcome::Contended => "contended",
         }
     }
 }
@@ -98,6 +104,8 @@ pub struct Gateway {
     tenants: Vec<Tenant>,
     /// Service code parts (`144`, `144*5`) to tenant index.
     by_code: HashMap<String, usize>,
+    /// Parts of the longest service code, so resolving a dial string stays linear.
+    longest_code: usize,
     /// SMS short codes to tenant index.
     by_sms_code: HashMap<String, usize>,
     store: Store,
@@ -123,12 +131,14 @@ impl Gateway {
     pub fn new(tenants: Vec<Tenant>, config: &Config, store: Store) -> Gateway {
         let mut by_code = HashMap::new();
         let mut by_sms_code = HashMap::new();
+        let mut longest_code = 1;
         for (i, t) in tenants.iter().enumerate() {
             for code in &t.config.sms_codes {
                 by_sms_code.insert(code.clone(), i);
             }
             for code in &t.config.ussd_codes {
                 if let Some(parts) = dial_parts(code) {
+                    longest_code = longest_code.max(parts.len());
                     by_code.insert(parts.join("*"), i);
                 }
             }
@@ -136,6 +146,7 @@ impl Gateway {
         Gateway {
             tenants,
             by_code,
+            longest_code,
             by_sms_code,
             store,
             session: config.session.clone(),
@@ -222,16 +233,19 @@ impl Gateway {
 
     /// The tenant of a dial string and the direct-dial inputs after its service code:
     /// `*144*3*1#` gives the tenant of `*144#` and `["3", "1"]` (the longest configured code
-    /// wins, so `*144*5#` may belong to another tenant).
+    /// wins, so `*144*5#` may belong to another tenant). Linear in the dial string: only
+    /// prefixes as long as a configured code are tried.
     pub fn resolve(&self, dialled: &str) -> Option<(&Tenant, Vec<String>)> {
         let parts = dial_parts(dialled)?;
-        (1..=parts.len()).rev().find_map(|n| {
-            let i = *self.by_code.get(&parts[..n].join("*"))?;
-            Some((
-                &self.tenants[i],
-                parts[n..].iter().map(|s| s.to_string()).collect(),
-            ))
-        })
+        (1..=parts.len().min(self.longest_code))
+            .rev()
+            .find_map(|n| {
+                let i = *self.by_code.get(&parts[..n].join("*"))?;
+                Some((
+                    &self.tenants[i],
+                    parts[n..].iter().map(|s| s.to_string()).collect(),
+                ))
+            })
     }
 
     /// Carries out the engine's lookups until it shows a screen.

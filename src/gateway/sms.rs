@@ -1,9 +1,12 @@
 //! One SMS: read the dialogue, decide what the text is, run the engine once, plan the writes.
 //!
-//! The plan ([`SmsPlan`]) is worked out before anything is written, so the two callers can
-//! order the writes as they need: [`Gateway::sms`] writes, then answers in the webhook's
-//! reply; [`Gateway::sms_async`] queues the reply first and records only then, so a retry
-//! after a failure is served afresh and a retry after success is recognised.
+//! The plan ([`SmsPlan`]) is worked out before anything is written, then committed only if
+//! the dialogue still holds what was read and the webhook's message id is still unknown
+//! (`Store::commit`); a plan that lost that race is worked out again, and a copy of the
+//! same message then finds its id taken and gets the same reply. [`Gateway::sms`] answers
+//! in the webhook's reply once committed; [`Gateway::sms_async`] commits (claiming the
+//! message id), then queues the reply, and undoes the commit if queueing failed, so a
+//! retry after a failure is served afresh and concurrent copies queue one reply.
 
 use tracing::Instrument;
 
@@ -12,7 +15,7 @@ use super::{Gateway, NotServed, Outcome, Tenant, SUITE_NOTE, UNKNOWN_SMS_CODE};
 use crate::hours::LocalTime;
 use crate::menu::{self, Channel, Menu, ScreenId, State};
 use crate::message::{mask_msisdn, SmsInbound, SmsReply};
-use crate::session::{keys, StoreError, Write};
+use crate::session::{keys, Guard, StoreError, Write};
 use crate::text::{fold_accents, shape_sms, transliterate};
 
 /// Words that ask for the keyword list (after accent folding and upper-casing).
@@ -28,7 +31,11 @@ fn short_code(to: &str) -> &str {
 struct SmsPlan {
     reply: SmsReply,
     outcome: Outcome,
+    /// What the writes assume: the dialogue as read, the message id still unknown.
+    guards: Vec<Guard>,
     writes: Vec<Write>,
+    /// Puts the dialogue back as read and forgets the message id (a failed queueing).
+    undo: Vec<Write>,
 }
 
 impl SmsPlan {
@@ -37,7 +44,9 @@ impl SmsPlan {
         SmsPlan {
             reply,
             outcome,
+            guards: Vec::new(),
             writes: Vec::new(),
+            undo: Vec::new(),
         }
     }
 
@@ -99,6 +108,13 @@ struct Shown {
     outcome: Outcome,
 }
 
+/// Most times an SMS is worked out again after losing a race to a concurrent one.
+const MAX_ATTEMPTS: usize = 4;
+
+/// What an SMS reads: the dialogue's bytes as stored, its record, and the reply already
+/// given to the webhook's message id.
+type SmsRead = (Option<Vec<u8>>, Option<SmsRecord>, Option<Vec<u8>>);
+
 /// The store keys of one SMS.
 struct SmsKeys {
     dialogue: String,
@@ -136,12 +152,22 @@ impl Gateway {
         };
         let unavailable = || SmsReply::new(tenant.menu.sms_texts.unavailable.clone());
         let hop = async {
-            let plan = self.sms_plan(tenant, dialect, inbound).await;
-            if let Err(e) = self.store.write(&plan.writes).await {
-                tracing::error!(cause = %e, "session store failed");
-                return (unavailable(), Outcome::StoreDown);
+            for _ in 0..MAX_ATTEMPTS {
+                let plan = self.sms_plan(tenant, dialect, inbound).await;
+                if plan.writes.is_empty() {
+                    return (plan.reply, plan.outcome);
+                }
+                match self.store.commit(&plan.guards, &plan.writes).await {
+                    Ok(true) => return (plan.reply, plan.outcome),
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(cause = %e, "session store failed");
+                        return (unavailable(), Outcome::StoreDown);
+                    }
+                }
             }
-            (plan.reply, plan.outcome)
+            tracing::warn!("SMS lost every race to concurrent messages of its dialogue");
+            (unavailable(), Outcome::Contended)
         };
         async {
             match tokio::time::timeout(self.hop_timeout, hop).await {
@@ -156,10 +182,11 @@ impl Gateway {
         .await
     }
 
-    /// Serves an SMS of an asynchronous dialect: the reply is queued on `sender`, and only
-    /// then are the dialogue and the webhook's id recorded, so a retry after a failure is
-    /// served afresh, and a retry after success is recognised and queues nothing. `Err`
-    /// when nothing could be queued: the aggregator should retry.
+    /// Serves an SMS of an asynchronous dialect: the dialogue and the webhook's id are
+    /// committed (the id claimed, so a concurrent copy finds it taken and queues nothing),
+    /// then the reply is queued on `sender`; if queueing fails the commit is undone, so the
+    /// aggregator's retry is served afresh. `Err` when nothing could be queued: the
+    /// aggregator should retry.
     pub async fn sms_async(
         &self,
         dialect: &str,
@@ -171,27 +198,40 @@ impl Gateway {
         let tenant_id = tenant.map_or("-", |t| t.config.id.as_str());
         let span = sms_span(dialect, tenant_id, inbound);
         async {
-            let plan = match tenant {
-                Some(tenant) => {
-                    tokio::time::timeout(self.hop_timeout, self.sms_plan(tenant, dialect, inbound))
-                        .await
-                        .map_err(|_| not_served(Outcome::TimedOut))?
+            for _ in 0..MAX_ATTEMPTS {
+                let plan = match tenant {
+                    Some(tenant) => tokio::time::timeout(
+                        self.hop_timeout,
+                        self.sms_plan(tenant, dialect, inbound),
+                    )
+                    .await
+                    .map_err(|_| not_served(Outcome::TimedOut))?,
+                    None => SmsPlan::unknown_code(),
+                };
+                match plan.outcome {
+                    Outcome::Replay => return Ok((plan.reply, plan.outcome)),
+                    Outcome::StoreDown | Outcome::TimedOut => return Err(not_served(plan.outcome)),
+                    _ => {}
                 }
-                None => SmsPlan::unknown_code(),
-            };
-            match plan.outcome {
-                Outcome::Replay => return Ok((plan.reply, plan.outcome)),
-                Outcome::StoreDown | Outcome::TimedOut => return Err(not_served(plan.outcome)),
-                _ => {}
+                if !plan.writes.is_empty() && !self.store.commit(&plan.guards, &plan.writes).await?
+                {
+                    continue;
+                }
+                let text = plan.reply.text.clone();
+                let to = &inbound.from;
+                if let Err(e) = self
+                    .send_sms(tenant_id, sender, &inbound.to, to, text, link_id)
+                    .await
+                {
+                    if let Err(e) = self.store.write(&plan.undo).await {
+                        tracing::error!(cause = %e, "reply not queued, and the claim stays");
+                    }
+                    return Err(e.into());
+                }
+                return Ok((plan.reply, plan.outcome));
             }
-            let text = plan.reply.text.clone();
-            self.send_sms(tenant_id, sender, &inbound.to, &inbound.from, text, link_id)
-                .await?;
-            if let Err(e) = self.store.write(&plan.writes).await {
-                // The reply is on its way; only the dialogue's next step is at risk.
-                tracing::error!(cause = %e, "reply queued, but the dialogue was not saved");
-            }
-            Ok((plan.reply, plan.outcome))
+            tracing::warn!("SMS lost every race to concurrent messages of its dialogue");
+            Err(not_served(Outcome::Contended))
         }
         .instrument(span)
         .await
@@ -206,9 +246,9 @@ impl Gateway {
         let keys = SmsKeys {
             dialogue: keys::sms(prefix, &tenant.config.id, code, msisdn),
             message: (inbound.id.as_deref())
-                .map(|id| keys::message(prefix, &tenant.config.id, dialect, id)),
+                .map(|id| keys::message(prefix, &tenant.config.id, msisdn, dialect, id)),
         };
-        let (record, previous) = match self.read_sms(&keys).await {
+        let (raw, record, previous) = match self.read_sms(&keys).await {
             Ok(read) => read,
             Err(e) => {
                 tracing::error!(cause = %e, "session store failed");
@@ -232,22 +272,18 @@ impl Gateway {
         let text = inbound.text.trim();
         let action = sms_action(menu, text, code, state, rest);
         let shown = self.answer_sms(tenant, action, msisdn, text, now).await;
-        self.sms_writes(tenant, keys, record.is_some(), shown)
+        self.sms_writes(tenant, keys, raw, shown)
     }
 
-    /// One read: the dialogue, and the reply already given to this message id.
-    async fn read_sms(
-        &self,
-        keys: &SmsKeys,
-    ) -> Result<(Option<SmsRecord>, Option<Vec<u8>>), StoreError> {
+    /// One read: the dialogue (its bytes, for the commit's guard, and its record), and the
+    /// reply already given to this message id.
+    async fn read_sms(&self, keys: &SmsKeys) -> Result<SmsRead, StoreError> {
         let mut read = vec![keys.dialogue.as_str()];
         read.extend(keys.message.as_deref());
         let mut values = self.store.get(&read).await?.into_iter();
-        let record = values
-            .next()
-            .flatten()
-            .and_then(|b| SmsRecord::from_bytes(&b));
-        Ok((record, values.next().flatten()))
+        let raw = values.next().flatten();
+        let record = raw.as_deref().and_then(SmsRecord::from_bytes);
+        Ok((raw, record, values.next().flatten()))
     }
 
     /// Carries out an SMS's action: fixed answers as they are, the engine (one run) for
@@ -301,7 +337,7 @@ impl Gateway {
         &self,
         tenant: &Tenant,
         keys: SmsKeys,
-        had_record: bool,
+        raw: Option<Vec<u8>>,
         shown: Shown,
     ) -> SmsPlan {
         let menu = &tenant.menu;
@@ -309,6 +345,8 @@ impl Gateway {
         let shaped = shape_sms(&shown.text, tenant.config.sms_max_segments, &suffix);
         let keep_state = shown.state.filter(|_| !shown.end);
         let mut writes = Vec::with_capacity(2);
+        let mut undo = Vec::with_capacity(2);
+        let had_record = raw.is_some();
         if keep_state.is_some() || shaped.rest.is_some() {
             let record = SmsRecord {
                 v: RECORD_VERSION,
@@ -318,14 +356,37 @@ impl Gateway {
                 rest: shaped.rest.clone(),
             };
             writes.push(Write::Set {
-                key: keys.dialogue,
+                key: keys.dialogue.clone(),
                 value: record.to_bytes(),
                 ttl: self.session.sms_ttl,
             });
         } else if had_record {
-            writes.push(Write::Delete { key: keys.dialogue });
+            writes.push(Write::Delete {
+                key: keys.dialogue.clone(),
+            });
         }
+        if !writes.is_empty() {
+            undo.push(match &raw {
+                Some(value) => Write::Set {
+                    key: keys.dialogue.clone(),
+                    value: value.clone(),
+                    ttl: self.session.sms_ttl,
+                },
+                None => Write::Delete {
+                    key: keys.dialogue.clone(),
+                },
+            });
+        }
+        let mut guards = vec![Guard {
+            key: keys.dialogue,
+            expected: raw,
+        }];
         if let Some(key) = keys.message {
+            guards.push(Guard {
+                key: key.clone(),
+                expected: None,
+            });
+            undo.push(Write::Delete { key: key.clone() });
             writes.push(Write::Set {
                 key,
                 value: shaped.text.clone().into_bytes(),
@@ -335,7 +396,9 @@ impl Gateway {
         SmsPlan {
             reply: SmsReply::new(shaped.text),
             outcome: shown.outcome,
+            guards,
             writes,
+            undo,
         }
     }
 }

@@ -8,7 +8,10 @@
 //! 3. the engine step (`enter`, then `Gateway::run` for the lookups) and the follow-up
 //!    SMS the screen asked for;
 //! 4. one write: the session record (one builder, whether the session goes on or ended)
-//!    and the resumable state (`Gateway::writes`).
+//!    and the resumable state (`Gateway::writes`), committed only if the session still
+//!    holds the bytes read in step 1 (`Store::commit`, a compare-and-set). A hop that lost
+//!    that race goes back to step 1 and is decided again on what the winner wrote (at
+//!    most `MAX_ATTEMPTS` times); the follow-up SMS is queued only by the winner.
 
 use tracing::Instrument;
 
@@ -16,7 +19,7 @@ use super::records::{ResumeRecord, SavedReply, SessionRecord, StateRecord, RECOR
 use super::{Gateway, Outcome, Tenant, EXPIRED, UNKNOWN_SERVICE};
 use crate::menu::{self, Channel, Menu, State, Step};
 use crate::message::{mask_msisdn, Hop, Inbound, Reply};
-use crate::session::{keys, StoreError, Write};
+use crate::session::{keys, Guard, StoreError, Write};
 use crate::text::transliterate;
 
 /// What a hop comes to, once its stored record is read. Worked out by `decide`.
@@ -53,10 +56,13 @@ pub(crate) struct Run {
 ///   no stored session (a first hop, a direct dial sent as text, or a session this store
 ///   lost) the whole path is played from home.
 /// - Hubtel and JSON send one answer with a sequence number: a number no greater than the
-///   stored one is a retry (replayed).
+///   stored one is a retry (replayed). An answer without one (Hubtel's `Sequence` is
+///   optional in some integrations) cannot be told from a new answer by itself: it runs,
+///   unless it lost a race to a concurrent write of its session, in which case it is taken
+///   for a copy of the hop that won and gets that hop's screen (`Gateway::hop`).
 /// - A session that ended (stored without state) answers every later hop with its final
 ///   screen.
-pub(crate) fn decide(hop: &Hop, record: Option<SessionRecord>, prefill: Vec<String>) -> Decision {
+pub(crate) fn decide(hop: &Hop, record: Option<SessionRecord>, prefill: &[String]) -> Decision {
     let replay = |r: SessionRecord| Decision::Replay(r.reply);
     match (hop, record) {
         (Hop::Release, _) => Decision::Release {
@@ -69,7 +75,7 @@ pub(crate) fn decide(hop: &Hop, record: Option<SessionRecord>, prefill: Vec<Stri
         (Hop::Start, Some(r)) => replay(r),
         (Hop::Start, None) => Decision::Run(Run {
             state: None,
-            inputs: prefill,
+            inputs: prefill.to_vec(),
             seq: None,
             consumed: 0,
         }),
@@ -91,7 +97,7 @@ pub(crate) fn decide(hop: &Hop, record: Option<SessionRecord>, prefill: Vec<Stri
                 }),
                 None => Decision::Run(Run {
                     state: None,
-                    inputs: prefill.into_iter().chain(parts).collect(),
+                    inputs: prefill.iter().cloned().chain(parts).collect(),
                     seq: None,
                     consumed: count,
                 }),
@@ -148,6 +154,29 @@ fn enter(
     }
 }
 
+/// Most inputs one hop may apply: a direct dial's (`*144*1*2#`: two), or a cumulative
+/// path's new ones. Menus are a few screens deep; beyond it the hop is refused politely.
+pub const MAX_INPUTS: usize = 16;
+/// Longest dial string accepted (the longest USSD string a network carries).
+pub const MAX_DIAL_CHARS: usize = 182;
+/// Longest cumulative path (Africa's Talking's `text`) accepted: a long session's worth.
+pub const MAX_PATH_CHARS: usize = 2048;
+/// Most times a hop is worked out again after losing a race to a concurrent hop.
+const MAX_ATTEMPTS: usize = 4;
+
+/// True when a hop brings more than a hop may apply, told before any parsing or engine
+/// work: a dial string or path too long, or too many direct-dial inputs.
+fn too_long(dialled: &str, hop: &Hop, prefill: usize) -> bool {
+    let path = match hop {
+        Hop::Path(p) => p.len(),
+        _ => 0,
+    };
+    dialled.len() > MAX_DIAL_CHARS || path > MAX_PATH_CHARS || prefill > MAX_INPUTS
+}
+
+/// What a hop reads: the session's bytes as stored, its record, and the resume point.
+type Read = (Option<Vec<u8>>, Option<SessionRecord>, Option<ResumeRecord>);
+
 /// The store keys of one hop.
 struct HopKeys {
     session: String,
@@ -191,6 +220,10 @@ impl Gateway {
         .await
     }
 
+    /// Read, decide, run, then commit if nobody wrote the session in between; after losing
+    /// such a race, the hop is worked out again on what the winner wrote (a copy of the
+    /// same hop is then a retry). The SMS a screen asks for is queued only once the commit
+    /// won, so concurrent copies of a hop queue it once.
     async fn hop(
         &self,
         tenant: &Tenant,
@@ -198,54 +231,91 @@ impl Gateway {
         dialect: &str,
         inbound: &Inbound,
     ) -> (Reply, Outcome) {
-        let prefix = &self.session.key_prefix;
-        let keys = HopKeys {
-            session: keys::session(prefix, &tenant.config.id, dialect, &inbound.session_id),
-            resume: keys::resume(prefix, &tenant.config.id, &inbound.msisdn),
-        };
-        let (record, resume) = match self.read(&keys, &inbound.hop).await {
-            Ok(read) => read,
-            Err(e) => return self.store_down(tenant, e),
-        };
-        let run = match decide(&inbound.hop, record, prefill) {
-            Decision::Release { forget_resume } => {
-                return self.release(tenant, keys, forget_resume).await
-            }
-            Decision::Replay(saved) => return (saved.into(), Outcome::Replay),
-            Decision::Expired => {
-                return (Reply::end(transliterate(EXPIRED)), Outcome::UnknownSession)
-            }
-            Decision::Run(run) => run,
-        };
-
-        // Run the engine, in the tenant's local time.
-        let msisdn = inbound.msisdn.as_str();
-        let now = self.local_now(tenant);
-        let (mut state, step) = enter(&tenant.menu, &run, resume, inbound, now);
-        let (text, end) = self
-            .run(tenant, Channel::Ussd, &mut state, msisdn, step)
-            .await;
-        let reply = self
-            .send_follow_ups(tenant, &mut state, msisdn, Reply { text, end })
-            .await;
-
-        let writes = self.writes(
-            &tenant.menu,
-            keys,
-            &run,
-            &reply,
-            &state,
-            &inbound.session_id,
-        );
-        if let Err(e) = self.store.write(&writes).await {
-            return self.store_down(tenant, e);
+        if too_long(&inbound.service_code, &inbound.hop, prefill.len()) {
+            return self.too_long(tenant);
         }
-        let outcome = if reply.end {
-            Outcome::End
-        } else {
-            Outcome::Continue
+        let prefix = &self.session.key_prefix;
+        let (id, msisdn) = (&tenant.config.id, inbound.msisdn.as_str());
+        let keys = HopKeys {
+            session: keys::session(prefix, id, msisdn, dialect, &inbound.session_id),
+            resume: keys::resume(prefix, id, msisdn),
         };
-        (reply, outcome)
+        for attempt in 0..MAX_ATTEMPTS {
+            let (raw, record, resume) = match self.read(&keys, &inbound.hop).await {
+                Ok(read) => read,
+                Err(e) => return self.store_down(tenant, e),
+            };
+            // Without a sequence number a copy of a hop cannot be told from a new answer;
+            // one that lost a race to a concurrent write is taken for a copy of it.
+            if let (true, Hop::Answer { seq: None, .. }, Some(r)) =
+                (attempt > 0, &inbound.hop, &record)
+            {
+                return (r.reply.clone().into(), Outcome::Replay);
+            }
+            let run = match decide(&inbound.hop, record, &prefill) {
+                Decision::Release { forget_resume } => {
+                    return self.release(tenant, keys, forget_resume).await
+                }
+                Decision::Replay(saved) => return (saved.into(), Outcome::Replay),
+                Decision::Expired => {
+                    let text = tenant.menu.policy.apply(EXPIRED).into_owned();
+                    return (Reply::end(text), Outcome::UnknownSession);
+                }
+                Decision::Run(run) if run.inputs.len() > MAX_INPUTS => {
+                    return self.too_long(tenant)
+                }
+                Decision::Run(run) => run,
+            };
+
+            // Run the engine, in the tenant's local time.
+            let now = self.local_now(tenant);
+            let (mut state, step) = enter(&tenant.menu, &run, resume, inbound, now);
+            let (text, end) = self
+                .run(tenant, Channel::Ussd, &mut state, msisdn, step)
+                .await;
+            let reply = Reply { text, end };
+            let outgoing = std::mem::take(&mut state.outgoing);
+            let writes = self.writes(&tenant.menu, &keys, &run, &reply, &state, inbound);
+            let guard = Guard {
+                key: keys.session.clone(),
+                expected: raw,
+            };
+            match self.store.commit(&[guard], &writes).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => return self.store_down(tenant, e),
+            }
+            let reply = self
+                .send_follow_ups(
+                    tenant,
+                    outgoing,
+                    msisdn,
+                    reply,
+                    (&keys, &run, &state, inbound),
+                )
+                .await;
+            let outcome = if reply.end {
+                Outcome::End
+            } else {
+                Outcome::Continue
+            };
+            return (reply, outcome);
+        }
+        tracing::warn!("hop lost every race to concurrent hops of its session");
+        (
+            Reply::end(tenant.menu.texts.unavailable.clone()),
+            Outcome::Contended,
+        )
+    }
+
+    /// A dial or a path with more inputs than a hop may apply: the tenant's polite `END`,
+    /// and no engine work.
+    fn too_long(&self, tenant: &Tenant) -> (Reply, Outcome) {
+        tracing::info!("too many inputs at once; refused");
+        (
+            Reply::end(tenant.menu.texts.too_long.clone()),
+            Outcome::TooLong,
+        )
     }
 
     /// A store failure: logged, and the hop ends on the "unavailable" screen.
@@ -262,12 +332,9 @@ impl Gateway {
         !self.session.resume_window.is_zero()
     }
 
-    /// One read: the session, and on a possible start the subscriber's resumable state.
-    async fn read(
-        &self,
-        keys: &HopKeys,
-        hop: &Hop,
-    ) -> Result<(Option<SessionRecord>, Option<ResumeRecord>), StoreError> {
+    /// One read: the session (its bytes, for the commit's guard, and its record), and on a
+    /// possible start the subscriber's resumable state.
+    async fn read(&self, keys: &HopKeys, hop: &Hop) -> Result<Read, StoreError> {
         let maybe_start = matches!(hop, Hop::Start | Hop::Path(_));
         let read: Vec<&str> = if maybe_start && self.resuming() {
             vec![&keys.session, &keys.resume]
@@ -275,15 +342,13 @@ impl Gateway {
             vec![&keys.session]
         };
         let mut values = self.store.get(&read).await?.into_iter();
-        let record = values
-            .next()
-            .flatten()
-            .and_then(|b| SessionRecord::from_bytes(&b));
+        let raw = values.next().flatten();
+        let record = raw.as_deref().and_then(SessionRecord::from_bytes);
         let resume = values
             .next()
             .flatten()
             .and_then(|b| ResumeRecord::from_bytes(&b));
-        Ok((record, resume))
+        Ok((raw, record, resume))
     }
 
     /// Forgets the session (and on a hang-up the resumable state); says goodbye.
@@ -306,17 +371,20 @@ impl Gateway {
         )
     }
 
-    /// Queues the SMS the screen asked to send the caller. A failure ends the session on the
-    /// "unavailable" screen; a tenant without a sender sends nothing (the loader refuses
-    /// such a menu).
+    /// Queues the SMS the screen asked to send the caller, once the hop's commit won. A
+    /// failure ends the session on the "unavailable" screen, written over the committed
+    /// reply so that a retry gets it too; a tenant without a sender sends nothing (the
+    /// loader refuses such a menu).
     async fn send_follow_ups(
         &self,
         tenant: &Tenant,
-        state: &mut State,
+        outgoing: Vec<String>,
         msisdn: &str,
         mut reply: Reply,
+        (keys, run, state, inbound): (&HopKeys, &Run, &State, &Inbound),
     ) -> Reply {
-        for text in std::mem::take(&mut state.outgoing) {
+        let mut failed = false;
+        for text in outgoing {
             let (Some(sender), Some(from)) =
                 (&tenant.config.sms_sender, tenant.config.sms_codes.first())
             else {
@@ -327,7 +395,14 @@ impl Gateway {
                 .await
             {
                 tracing::error!(cause = %e, "could not queue a follow-up SMS");
-                reply = Reply::end(tenant.menu.texts.unavailable.clone());
+                failed = true;
+            }
+        }
+        if failed {
+            reply = Reply::end(tenant.menu.texts.unavailable.clone());
+            let writes = self.writes(&tenant.menu, keys, run, &reply, state, inbound);
+            if let Err(e) = self.store.write(&writes).await {
+                tracing::warn!(cause = %e, "could not record the unavailable screen");
             }
         }
         reply
@@ -338,11 +413,11 @@ impl Gateway {
     fn writes(
         &self,
         menu: &Menu,
-        keys: HopKeys,
+        keys: &HopKeys,
         run: &Run,
         reply: &Reply,
         state: &State,
-        session_id: &str,
+        inbound: &Inbound,
     ) -> Vec<Write> {
         let (kept, ttl) = if reply.end {
             (None, self.session.ended_ttl)
@@ -351,15 +426,16 @@ impl Gateway {
         };
         let record = SessionRecord::new(kept, run.seq, run.consumed, SavedReply::from(reply));
         let mut writes = vec![Write::Set {
-            key: keys.session,
+            key: keys.session.clone(),
             value: record.to_bytes(),
             ttl,
         }];
         if self.resuming() {
+            let key = keys.resume.clone();
             writes.push(if reply.end {
-                Write::Delete { key: keys.resume }
+                Write::Delete { key }
             } else {
-                self.resume_write(keys.resume, state, menu, session_id)
+                self.resume_write(key, state, menu, &inbound.session_id)
             });
         }
         writes
@@ -451,6 +527,19 @@ mod tests {
     }
 
     #[test]
+    fn a_hop_bringing_more_than_a_hop_applies_is_too_long() {
+        let dial = |n: usize| format!("*144{}#", "*1".repeat(n));
+        assert!(!too_long(&dial(16), &Hop::Start, 16));
+        assert!(too_long(&dial(17), &Hop::Start, 17), "inputs");
+        assert!(too_long(&dial(100), &Hop::Start, 100), "length");
+        assert!(!too_long("*144#", &path(&"1*".repeat(500)), 0));
+        assert!(
+            too_long("*144#", &path(&"1*".repeat(1100)), 0),
+            "path length"
+        );
+    }
+
+    #[test]
     fn every_kind_of_hop_is_decided_by_the_retry_rules() {
         let replay = Decision::Replay(last_reply());
         let none = None;
@@ -482,8 +571,8 @@ mod tests {
             ("timeout keeps what can be resumed", Hop::Timeout, stored(true, Some(3), 0), &[], Decision::Release { forget_resume: false }),
         ];
         for (name, hop, record, prefill, want) in cases {
-            let prefill = prefill.iter().map(|s| s.to_string()).collect();
-            assert_eq!(decide(&hop, record, prefill), want, "{name}");
+            let prefill: Vec<String> = prefill.iter().map(|s| s.to_string()).collect();
+            assert_eq!(decide(&hop, record, &prefill), want, "{name}");
         }
     }
 }

@@ -208,6 +208,8 @@ pub struct Texts {
     pub goodbye: String,
     pub unavailable: String,
     pub sms_sent: String,
+    /// A dial or path with more inputs than one hop applies (`*144*1*0*1*…#`).
+    pub too_long: String,
 }
 
 impl Default for Texts {
@@ -224,6 +226,7 @@ impl Default for Texts {
             goodbye: "Au revoir.".into(),
             unavailable: "Service momentanément indisponible. Réessayez plus tard.".into(),
             sms_sent: "Vous allez recevoir un SMS.".into(),
+            too_long: "Trop de choix à la fois. Composez le code du service, puis choisissez étape par étape.".into(),
         }
     }
 }

@@ -4,6 +4,12 @@
 //! (one round trip, every key it needs at once) and one write (one round trip, pipelined).
 //! [`Store`] is a closed enum rather than a trait object: two implementations, no boxing.
 //!
+//! Exactly-once hops rest on [`Store::commit`], a compare-and-set: the writes apply only if
+//! each guarded key still holds the bytes the hop read (or is still absent), all at once
+//! (under the memory store's lock; in one Lua script on Redis). Every key one commit
+//! touches shares one hash tag, the subscriber's `{tenant:msisdn}`, so the script never
+//! crosses a Redis Cluster slot.
+//!
 //! What the bytes mean (the versioned records of conversation state) is the gateway's
 //! business: see `crate::gateway::records`. The store knows keys and bytes only.
 
@@ -12,7 +18,7 @@ mod redis;
 
 use std::time::Duration;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, DEFAULT_CAPACITY, DEFAULT_MESSAGE_IDS};
 pub use redis::RedisStore;
 
 /// A store failure (Redis unreachable, timed out, or answered nonsense).
@@ -33,6 +39,14 @@ pub enum Write {
     },
     /// Delete `key`.
     Delete { key: String },
+}
+
+/// What a key must still hold for a [`Store::commit`] to apply: the bytes read, or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub key: String,
+    /// The value read (`None`: the key was absent, and must still be).
+    pub expected: Option<Vec<u8>>,
 }
 
 /// The session store of a gateway process.
@@ -62,6 +76,16 @@ impl Store {
         }
     }
 
+    /// Applies `writes` only if every guard still holds: one round trip, atomic. `Ok(false)`
+    /// when a guard failed (another request wrote first); nothing was written then. Every
+    /// key must share one hash tag.
+    pub async fn commit(&self, guards: &[Guard], writes: &[Write]) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.commit(guards, writes)),
+            Store::Redis(r) => r.commit(guards, writes).await,
+        }
+    }
+
     /// Checks the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
@@ -81,25 +105,37 @@ impl Store {
 
 /// Key names.
 ///
-/// The hash tags (`{…}`) decide each key's Redis Cluster slot, but they do not put a
-/// subscriber's keys in one slot: a USSD hop reads and writes `{tenant:dialect:session}`
-/// (the session) and `{tenant:msisdn}` (the resumable state), which are two slots. The
-/// store is not a cluster client today, so this costs nothing yet; cluster support has to
-/// revisit the layout.
+/// Every key of a subscriber's conversation carries the hash tag `{tenant:msisdn}`: the USSD
+/// session (`…:ussd:{tenant:msisdn}:dialect:session`), the resume point, the SMS dialogue
+/// and the remembered webhook ids. So one hop's commit (session and resume point; dialogue
+/// and message id) stays in one Redis Cluster slot, and a session id is only ever looked up
+/// under the number that sent it: naming another subscriber's session id finds nothing.
 pub mod keys {
-    /// The key of a USSD session: per tenant, dialect and aggregator session id.
-    pub fn session(prefix: &str, tenant: &str, dialect: &str, session_id: &str) -> String {
-        format!("{prefix}:ussd:{{{tenant}:{dialect}:{session_id}}}")
+    /// The key of a USSD session: per tenant, subscriber, dialect and aggregator session id.
+    pub fn session(
+        prefix: &str,
+        tenant: &str,
+        msisdn: &str,
+        dialect: &str,
+        session_id: &str,
+    ) -> String {
+        format!("{prefix}:ussd:{{{tenant}:{msisdn}}}:{dialect}:{session_id}")
     }
 
-    /// The key of an SMS dialogue: per tenant, short code and subscriber.
+    /// The key of an SMS dialogue: per tenant, subscriber and short code.
     pub fn sms(prefix: &str, tenant: &str, code: &str, msisdn: &str) -> String {
-        format!("{prefix}:sms:{{{tenant}:{code}:{msisdn}}}")
+        format!("{prefix}:sms:{{{tenant}:{msisdn}}}:{code}")
     }
 
-    /// The key remembering the reply to a webhook's message id (retries get it again).
-    pub fn message(prefix: &str, tenant: &str, dialect: &str, id: &str) -> String {
-        format!("{prefix}:msg:{{{tenant}:{dialect}:{id}}}")
+    /// The key remembering the reply to a webhook's message id (retries get it again), under
+    /// the number that sent it.
+    pub fn message(prefix: &str, tenant: &str, msisdn: &str, dialect: &str, id: &str) -> String {
+        format!("{prefix}:msg:{{{tenant}:{msisdn}}}:{dialect}:{id}")
+    }
+
+    /// True for a key made by [`message`] (the memory store caps them apart).
+    pub fn is_message(key: &str) -> bool {
+        key.split_once(":msg:{").is_some()
     }
 
     /// The key of a subscriber's resumable state, per tenant.

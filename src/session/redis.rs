@@ -2,25 +2,63 @@
 //!
 //! One `ConnectionManager` (a multiplexed connection that reconnects by itself) per
 //! process. Reads are one `GET` or one pipeline of `GET`s; writes are one pipeline of
-//! `SET … PX` and `DEL`. Every key written has a TTL. The connection is made lazily, so the
-//! gateway starts even while Redis is down; `/readyz` says so.
+//! `SET … PX` and `DEL`; a guarded write ([`RedisStore::commit`]) is one Lua script
+//! ([`COMMIT`], sent by its SHA, loaded again by itself after a Redis restart) that
+//! compares, then writes. Every key written has a TTL. The connection is made lazily, so
+//! the gateway starts even while Redis is down; `/readyz` says so.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{StoreError, Write};
+use super::{Guard, StoreError, Write};
+
+/// Compare, then write, atomically. `KEYS`: the guarded keys, then the written ones.
+/// `ARGV[1]`, `ARGV[2]`: how many guards and writes; then per guard a flag (`-` absent,
+/// `=` equal to the next argument) and a value; then per write an operation (`S` set with
+/// a value and a TTL in ms, `D` delete) and its two arguments. Returns 1 when written,
+/// 0 when a guard failed (nothing written).
+const COMMIT: &str = r"
+local guards = tonumber(ARGV[1])
+local writes = tonumber(ARGV[2])
+local a = 3
+for i = 1, guards do
+  local current = redis.call('GET', KEYS[i])
+  if ARGV[a] == '-' then
+    if current then return 0 end
+  elseif current ~= ARGV[a + 1] then
+    return 0
+  end
+  a = a + 2
+end
+for j = 1, writes do
+  local key = KEYS[guards + j]
+  if ARGV[a] == 'S' then
+    redis.call('SET', key, ARGV[a + 1], 'PX', ARGV[a + 2])
+  else
+    redis.call('DEL', key)
+  end
+  a = a + 3
+end
+return 1
+";
 
 /// A Redis-backed key-value store.
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    commit: std::sync::Arc<redis::Script>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore").finish_non_exhaustive()
     }
+}
+
+/// A TTL in whole milliseconds, at least 1 (Redis refuses `PX 0`).
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -41,7 +79,10 @@ impl RedisStore {
         let conn = client
             .get_connection_manager_lazy(config)
             .map_err(unavailable)?;
-        Ok(RedisStore { conn })
+        Ok(RedisStore {
+            conn,
+            commit: std::sync::Arc::new(redis::Script::new(COMMIT)),
+        })
     }
 
     pub async fn get(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -70,12 +111,11 @@ impl RedisStore {
         for w in writes {
             match w {
                 Write::Set { key, value, ttl } => {
-                    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
                     pipe.cmd("SET")
                         .arg(key)
                         .arg(value)
                         .arg("PX")
-                        .arg(ms)
+                        .arg(ttl_ms(*ttl))
                         .ignore();
                 }
                 Write::Delete { key } => {
@@ -84,6 +124,35 @@ impl RedisStore {
             }
         }
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    /// Writes `writes` if every guard holds, in one script: `Ok(false)` when one did not.
+    pub async fn commit(&self, guards: &[Guard], writes: &[Write]) -> Result<bool, StoreError> {
+        let mut invocation = self.commit.prepare_invoke();
+        invocation.arg(guards.len()).arg(writes.len());
+        for g in guards {
+            invocation.key(&g.key);
+            match &g.expected {
+                Some(v) => invocation.arg("=").arg(v.as_slice()),
+                None => invocation.arg("-").arg(""),
+            };
+        }
+        for w in writes {
+            match w {
+                Write::Set { key, value, ttl } => invocation
+                    .key(key)
+                    .arg("S")
+                    .arg(value.as_slice())
+                    .arg(ttl_ms(*ttl)),
+                Write::Delete { key } => invocation.key(key).arg("D").arg("").arg(0),
+            };
+        }
+        let mut conn = self.conn.clone();
+        let done: i64 = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(done == 1)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

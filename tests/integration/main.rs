@@ -34,6 +34,12 @@ mod sessions;
 // On Redis: sessions survive restarts and move between replicas; a retried hop never
 // advances twice; every key has a TTL; a dropped session can be resumed.
 mod redis_gateway;
+// Copies of a hop or of an SMS sent at once count once (one SMS queued, on memory and
+// across two gateways); hops sent together are not lost; a session id is found only under
+// its own number; too many inputs at once get a polite END; the memory store keeps its cap.
+mod concurrency;
+// The "unavailable" answer follows the tenant's USSD text policy (GSM-7 on transliterate).
+mod unavailable;
 // A hop in flight when the shutdown signal arrives still gets its answer.
 mod shutdown;
 // Network data sources (Redis, HTTP) against real servers: timeouts, retries, the breaker.

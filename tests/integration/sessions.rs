@@ -189,8 +189,14 @@ fn a_record_survives_a_menu_that_lost_its_screen() {
         SessionRecord::from_bytes(br#"{"v":99,"state":null,"reply":{"text":"x","end":true}}"#)
             .is_none()
     );
-    assert!(
-        keys::session("p", "t", "d", "s").contains("{t:d:s}"),
-        "cluster hash tag"
-    );
+    // Every key of one subscriber's conversation shares one hash tag (one Cluster slot).
+    let tag = |key: String| key[key.find('{').unwrap()..=key.find('}').unwrap()].to_string();
+    for key in [
+        keys::session("p", "t", "+1", "d", "s"),
+        keys::resume("p", "t", "+1"),
+        keys::sms("p", "t", "144", "+1"),
+        keys::message("p", "t", "+1", "d", "id"),
+    ] {
+        assert_eq!(tag(key), "{t:+1}", "cluster hash tag");
+    }
 }

@@ -62,7 +62,8 @@ async fn held_redis() -> (String, mpsc::Receiver<()>, oneshot::Sender<()>) {
                         }
                         b"$-1\r\n"
                     }
-                    "DEL" => b":1\r\n",
+                    // DEL; a guarded write (the session store's script) that applied.
+                    "DEL" | "EVALSHA" | "EVAL" => b":1\r\n",
                     "PING" => b"+PONG\r\n",
                     _ => b"+OK\r\n",
                 };

@@ -22,6 +22,7 @@ pub(super) fn check_texts(texts: &Texts, limits: UssdLimits, report: &mut Report
         ("goodbye", &texts.goodbye),
         ("unavailable", &texts.unavailable),
         ("sms_sent", &texts.sms_sent),
+        ("too_long", &texts.too_long),
     ] {
         if let Err(e) = fit_check(text, limits) {
             report.error("texts", format!("`{name}` does not fit on a screen: {e}"));

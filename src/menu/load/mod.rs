@@ -56,6 +56,7 @@ struct RawTexts {
     resume_restart: Option<String>,
     goodbye: Option<String>,
     unavailable: Option<String>,
+    too_long: Option<String>,
     sms_sent: Option<String>,
 }
 
@@ -285,6 +286,7 @@ fn build_texts(raw: &RawTexts, policy: TextPolicy) -> Texts {
         goodbye: p(&raw.goodbye, d.goodbye),
         unavailable: p(&raw.unavailable, d.unavailable),
         sms_sent: p(&raw.sms_sent, d.sms_sent),
+        too_long: p(&raw.too_long, d.too_long),
     }
 }
 

@@ -345,6 +345,51 @@ impl Phone {
         self.post(body).await
     }
 
+    /// Moves to the next hop without sending it, and gives its body, for tests that send
+    /// copies of one hop at once ([`Phone::post_copies`]).
+    pub fn next_body(&mut self, input: &str) -> String {
+        self.seq += 1;
+        self.path.push(input.to_string());
+        self.answer_body(input)
+    }
+
+    /// Posts `body` once to each of `urls` (one per copy, a replica's or this phone's), all
+    /// at once; the screens in the order of `urls`.
+    pub async fn post_copies(&self, body: &str, urls: &[String]) -> Vec<Screen> {
+        let requests: Vec<(String, String)> =
+            urls.iter().map(|u| (u.clone(), body.to_string())).collect();
+        self.post_all(requests).await
+    }
+
+    /// Posts each `(url, body)` at once; the screens in the order given.
+    pub async fn post_all(&self, requests: Vec<(String, String)>) -> Vec<Screen> {
+        let mut posts = tokio::task::JoinSet::new();
+        for (i, (url, body)) in requests.into_iter().enumerate() {
+            let (client, dialect) = (self.client.clone(), self.dialect);
+            let content_type = match dialect {
+                Dialect::AfricasTalking => "application/x-www-form-urlencoded",
+                _ => "application/json",
+            };
+            posts.spawn(async move {
+                let resp = client
+                    .post(&url)
+                    .header("content-type", content_type)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the gateway answers");
+                let status = resp.status().as_u16();
+                (
+                    i,
+                    parse_screen(dialect, status, &resp.text().await.unwrap()),
+                )
+            });
+        }
+        let mut screens: Vec<(usize, Screen)> = posts.join_all().await;
+        screens.sort_by_key(|(i, _)| *i);
+        screens.into_iter().map(|(_, s)| s).collect()
+    }
+
     /// Sends the last hop again, exactly as before (an aggregator's retry).
     pub async fn retry(&mut self, input: &str) -> Screen {
         let body = self.answer_body(input);
