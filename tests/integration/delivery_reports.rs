@@ -107,7 +107,7 @@ async fn sent_with_provider_id(server: &Server, sender: &str, pid: &str) -> Stri
 #[tokio::test]
 async fn a_word_outside_the_provider_s_vocabulary_is_stored_as_unknown_with_its_detail_cut() {
     let server = Server::start(None).await;
-    let base = &server.base;
+    let admin = &server.admin;
     let id = sent_with_provider_id(&server, "jasmin", "j-hacked").await;
     // What an attacker posted: a made-up status and a 60 KB detail with markup and escapes.
     let err = format!(
@@ -115,7 +115,7 @@ async fn a_word_outside_the_provider_s_vocabulary_is_stored_as_unknown_with_its_
         "A".repeat(60_000)
     );
     let (code, body) = post_form(
-        &format!("{base}/dlr/jasmin"),
+        &server.dlr_url("jasmin"),
         &[
             ("id", "j-hacked"),
             ("message_status", "hacked"),
@@ -125,7 +125,7 @@ async fn a_word_outside_the_provider_s_vocabulary_is_stored_as_unknown_with_its_
     )
     .await;
     assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
-    let (code, v) = get_message(base, &id).await;
+    let (code, v) = get_message(admin, &id).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(json_statuses(&v), ["accepted", "sent", "unknown"], "{v}");
     assert_eq!(v["status"], "unknown", "{v}");
@@ -146,12 +146,12 @@ async fn a_word_outside_the_provider_s_vocabulary_is_stored_as_unknown_with_its_
     let own = out("kannel", "+2250700000001", "Bonjour");
     server.outbox.accept(&own).await.unwrap();
     let (code, _) = post_form(
-        &format!("{base}/dlr/kannel?id={}&status=hacked", own.id),
+        &format!("{}&id={}&status=hacked", server.dlr_url("kannel"), own.id),
         &[],
     )
     .await;
     assert_eq!(code, 200);
-    let (_, v) = get_message(base, &own.id).await;
+    let (_, v) = get_message(admin, &own.id).await;
     assert_eq!(json_statuses(&v), ["accepted", "unknown"], "{v}");
     assert_eq!(v["history"][1]["detail"], "kannel dlr (not a code)", "{v}");
     server.stop().await;
@@ -160,13 +160,13 @@ async fn a_word_outside_the_provider_s_vocabulary_is_stored_as_unknown_with_its_
 #[tokio::test]
 async fn two_hundred_reports_leave_at_most_the_cap_of_entries() {
     let server = Server::start(None).await;
-    let base = &server.base;
+    let admin = &server.admin;
     let id = sent_with_provider_id(&server, "africas_talking", "ATXid_flood").await;
     let reason = "x".repeat(2_000);
     for n in 0..200 {
         let status = if n % 2 == 0 { "Buffered" } else { "Success" };
         let (code, body) = post_form(
-            &format!("{base}/dlr/at"),
+            &server.dlr_url("at"),
             &[
                 ("id", "ATXid_flood"),
                 ("status", status),
@@ -177,7 +177,7 @@ async fn two_hundred_reports_leave_at_most_the_cap_of_entries() {
         .await;
         assert_eq!(code, 200, "report {n}: {body}");
     }
-    let (_, v) = get_message(base, &id).await;
+    let (_, v) = get_message(admin, &id).await;
     let history = v["history"].as_array().unwrap();
     assert_eq!(history.len(), DEFAULT_HISTORY_MAX_ENTRIES, "{v}");
     assert!(
@@ -192,33 +192,39 @@ async fn two_hundred_reports_leave_at_most_the_cap_of_entries() {
 #[tokio::test]
 async fn a_head_request_is_not_a_report() {
     let server = Server::start(None).await;
-    let base = &server.base;
+    let admin = &server.admin;
     let id = sent_with_provider_id(&server, "jasmin", "j-head").await;
     let m = out("kannel", "+2250700000001", "Bonjour");
     server.outbox.accept(&m).await.unwrap();
     for url in [
-        format!("{base}/dlr/kannel?id={}&status=1", m.id),
-        format!("{base}/dlr/jasmin?id=j-head&message_status=DELIVRD&sender=jasmin"),
-        format!("{base}/dlr/at?id=j-head&status=Success&sender=jasmin"),
+        format!("{}&id={}&status=1", server.dlr_url("kannel"), m.id),
+        format!(
+            "{}&id=j-head&message_status=DELIVRD&sender=jasmin",
+            server.dlr_url("jasmin")
+        ),
+        format!(
+            "{}&id=j-head&status=Success&sender=jasmin",
+            server.dlr_url("at")
+        ),
     ] {
         let resp = client().head(&url).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 405, "{url}");
     }
-    let (_, v) = get_message(base, &m.id).await;
+    let (_, v) = get_message(admin, &m.id).await;
     assert_eq!(json_statuses(&v), ["accepted"], "{v}");
-    let (_, v) = get_message(base, &id).await;
+    let (_, v) = get_message(admin, &id).await;
     assert_eq!(json_statuses(&v), ["accepted", "sent"], "{v}");
     // The same report as a GET is one.
     let (code, _) = {
         let resp = client()
-            .get(format!("{base}/dlr/kannel?id={}&status=1", m.id))
+            .get(format!("{}&id={}&status=1", server.dlr_url("kannel"), m.id))
             .send()
             .await
             .unwrap();
         (resp.status().as_u16(), ())
     };
     assert_eq!(code, 200);
-    let (_, v) = get_message(base, &m.id).await;
+    let (_, v) = get_message(admin, &m.id).await;
     assert_eq!(json_statuses(&v), ["accepted", "delivered"], "{v}");
     server.stop().await;
 }

@@ -335,7 +335,7 @@ async fn a_dead_letter_requeued_with_the_command_is_sent_again_exactly_once() {
     let (code, body) = jasmin_mo(&gateway.base, "requeue-mo", "2250700000901", "144", "SIM").await;
     assert_eq!((code, body.as_str()), (200, "ACK/Jasmin"));
     let id = fake.next_request().await.message_id();
-    let v = wait_message(&gateway.base, &id, "dead", |s| {
+    let v = wait_message(&gateway.admin, &id, "dead", |s| {
         s.iter().any(|x| x == "dead")
     })
     .await;
@@ -359,7 +359,7 @@ async fn a_dead_letter_requeued_with_the_command_is_sent_again_exactly_once() {
 
     let resent = fake.next_request().await;
     assert_eq!(resent.message_id(), id, "the same message, by its id");
-    let v = wait_message(&gateway.base, &id, "sent", |s| {
+    let v = wait_message(&gateway.admin, &id, "sent", |s| {
         s.iter().any(|x| x == "sent")
     })
     .await;
