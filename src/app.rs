@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Overrides};
+use crate::config::{Config, HttpLimits, Overrides};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::gateway::{load_tenants, Clock, Gateway, Tenant};
 use crate::outbox::{
@@ -121,6 +121,8 @@ pub struct App {
     /// `id codes; id codes`, for the start-up log line.
     tenants: String,
     senders: usize,
+    /// The listener's timeouts and connection cap (`[http]`).
+    http: HttpLimits,
 }
 
 impl App {
@@ -200,6 +202,7 @@ impl App {
             worker,
             tenants,
             senders: config.senders.len(),
+            http: config.http,
         }
     }
 
@@ -228,7 +231,7 @@ impl App {
             senders = self.senders,
             "tamtam listening"
         );
-        let served = crate::server::serve(listener, self.router, shutdown).await;
+        let served = crate::server::serve(listener, self.router, self.http, shutdown).await;
         let _ = stop_worker.send(true);
         if let Some(w) = worker {
             let _ = w.await;
