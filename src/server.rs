@@ -546,6 +546,9 @@ pub async fn shutdown_signal() {
 /// connections close); each next failure doubles it, up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The largest request head (a larger one gets a 431), and the most a connection buffers
+/// (hyper's default is about 400 KiB): with the connection cap, a bound on memory.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// "Every connection slot is taken" is logged at most this often.
 const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
@@ -672,6 +675,8 @@ async fn connection(
     let conn = http1::Builder::new()
         .keep_alive(true)
         .header_read_timeout(None::<Duration>)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let mut closing_down = false;
