@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Overrides};
+use crate::config::{Config, HttpLimits, Overrides};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::gateway::{load_tenants, Clock, Gateway, Tenant};
 use crate::outbox::{
@@ -124,6 +124,8 @@ pub struct App {
     /// `id codes; id codes`, for the start-up log line.
     tenants: String,
     senders: usize,
+    /// The listener's timeouts and connection cap (`[http]`).
+    http: HttpLimits,
 }
 
 impl App {
@@ -200,6 +202,7 @@ impl App {
             worker,
             tenants,
             senders: config.senders.len(),
+            http: config.http,
         }
     }
 
@@ -247,9 +250,11 @@ impl App {
         let admin_served = tokio::spawn(crate::server::serve(
             admin,
             self.admin_router,
+            self.http,
             until(stopping.clone()),
         ));
-        let mut served = crate::server::serve(listener, self.router, until(stopping)).await;
+        let mut served =
+            crate::server::serve(listener, self.router, self.http, until(stopping)).await;
         match admin_served.await {
             Ok(Err(e)) if served.is_ok() => served = Err(e),
             Err(e) if served.is_ok() => served = Err(std::io::Error::other(e)),

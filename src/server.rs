@@ -12,20 +12,25 @@
 //! (`crate::auth` decides; this module hands it the peer address, headers, query, body and
 //! the gateway's clock): a refusal is answered in the dialect's 401/403 format, changes
 //! nothing, and is logged once per source per minute.
+//!
+//! [`serve`] runs its own accept loop (`server/listener.rs`) rather than `axum::serve`,
+//! which has no knob for what a slow or idle client may cost: it caps open connections (a
+//! semaphore, as mini-redis does), closes a connection whose request head is late or which
+//! sits idle, hands each request its peer address (`ConnectInfo<SocketAddr>`) and the
+//! body-read timeout [`read`] applies, and shuts down gracefully.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::{to_bytes, Body};
+use axum::body::{to_bytes, Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 /// The routes of a gateway, as the composition root holds them (axum stays in this module).
 pub use axum::Router;
-use tokio::net::TcpListener;
+pub use listener::serve;
 
 use std::collections::HashMap;
 
@@ -34,12 +39,13 @@ use crate::adapters::{
     SmsDialect, UssdDialect,
 };
 use crate::auth::{ChannelAuth, Cidr, Inbound, Refusal, RefusalLog, Secret, REFUSAL_LOG_CAP};
-use crate::config::{Config, Mount};
+use crate::config::{Config, HttpLimits, Mount};
 use crate::gateway::Gateway;
 use crate::message::mask_msisdn;
 use crate::outbox::SenderKind;
 
 mod admin;
+mod listener;
 
 pub use self::admin::admin_router;
 use self::admin::{healthz, readyz};
@@ -187,21 +193,6 @@ fn sms_auth(
     auth
 }
 
-/// Serves until `shutdown` completes, then lets in-flight hops finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // The peer address reaches handlers as `ConnectInfo` (source allow-lists read it).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
-
 /// A request's parts, owned, as adapters read them.
 struct Parts {
     method: String,
@@ -235,14 +226,26 @@ impl Parts {
     }
 }
 
-/// Reads a request under the body limit.
+/// Reads a request under the body limit, within the listener's body-read timeout.
 async fn read(req: Request, limit: usize) -> Result<Parts, AdapterError> {
     let (parts, body) = req.into_parts();
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let body = to_bytes(body, limit).await.map_err(|e| {
+    let timeout = parts
+        .extensions
+        .get::<listener::BodyReadTimeout>()
+        .map_or(HttpLimits::default().body_read_timeout, |t| t.0);
+    // A declared length over the limit is refused before waiting for any of it.
+    if body.size_hint().lower() > limit as u64 {
+        return Err(AdapterError::TooLarge(limit));
+    }
+    let body = tokio::time::timeout(timeout, to_bytes(body, limit));
+    let body = body.await.map_err(|_| {
+        AdapterError::BodyTimeout(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+    })?;
+    let body = body.map_err(|e| {
         // `to_bytes` wraps http-body-util's `LengthLimitError` ("length limit exceeded").
         if error_chain(&e).any(|m| m.contains("length limit")) {
             AdapterError::TooLarge(limit)
@@ -323,7 +326,7 @@ async fn accept<T>(
     parsed.map_err(|err| {
         // Adapter errors never quote what the client sent (see adapters/error.rs).
         tracing::info!(dialect = dialect.name(), error = %err, "rejected webhook");
-        into_response(dialect.render_error(&err))
+        rejection(dialect.render_error(&err), &err, allowed_methods(dialect))
     })
 }
 
@@ -463,7 +466,7 @@ async fn dlr(state: Arc<AppState>, dialect: DlrDialect, req: Request) -> Respons
         Ok(r) => r,
         Err(err) => {
             tracing::info!(dialect = dialect.name(), error = %err, "rejected delivery report");
-            return into_response(dialect.render_error(&err));
+            return rejection(dialect.render_error(&err), &err, DLR_METHODS);
         }
     };
     let status = report.status.as_str();
@@ -528,6 +531,37 @@ fn into_response(raw: RawResponse) -> Response {
     response
 }
 
+/// A rejected request's answer: `raw` (the dialect's error body), with `Allow` on a 405,
+/// and `Connection: close` when the body was not read whole (413, 408), so the client knows
+/// the connection ends with this answer.
+fn rejection(raw: RawResponse, err: &AdapterError, allow: &'static str) -> Response {
+    let mut response = into_response(raw);
+    let headers = response.headers_mut();
+    match err {
+        AdapterError::Method(_) => {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        AdapterError::TooLarge(_) | AdapterError::BodyTimeout(_) => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// The methods a webhook of `dialect` accepts, for `Allow` (the adapters answer any other
+/// with [`AdapterError::Method`]; a test below keeps the two in step).
+fn allowed_methods(dialect: Dialect) -> &'static str {
+    match dialect.family() {
+        Family::Sms(SmsDialect::Kannel | SmsDialect::Jasmin) => "GET, POST",
+        Family::Sms(_) | Family::Ussd(_) => "POST",
+    }
+}
+
+/// The methods delivery reports come with (Kannel's `dlr-url` is a GET, Jasmin's a GET or
+/// a POST, Africa's Talking's a POST).
+const DLR_METHODS: &str = "GET, POST";
+
 fn text(status: StatusCode, body: &'static str) -> Response {
     into_response(RawResponse::text(status.as_u16(), body))
 }
@@ -563,4 +597,56 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight hops");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every method an adapter refuses with a 405 is missing from the `Allow` we send, and
+    /// every method it takes is in it.
+    #[test]
+    fn allow_names_exactly_the_methods_each_dialect_takes() {
+        let auth = SmsAuth::default();
+        for dialect in Dialect::ALL {
+            let allow = allowed_methods(dialect);
+            for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"] {
+                let req = RawRequest {
+                    method,
+                    path: "/",
+                    query: None,
+                    headers: &[],
+                    body: b"",
+                };
+                let refused = match dialect.family() {
+                    Family::Ussd(d) => matches!(d.parse(&req), Err(AdapterError::Method(_))),
+                    Family::Sms(d) => {
+                        matches!(d.parse(&req, &auth), Err(AdapterError::Method(_)))
+                    }
+                };
+                let listed = allow.split(", ").any(|m| m == method);
+                assert_eq!(
+                    refused,
+                    !listed,
+                    "{} {method}: Allow {allow}",
+                    dialect.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_rejection_says_allow_on_405_and_close_on_413_and_408() {
+        let raw = || RawResponse::text(400, "no\n");
+        let r = rejection(raw(), &AdapterError::Method("PUT".into()), "POST");
+        assert_eq!(r.headers()[header::ALLOW], "POST");
+        assert!(r.headers().get(header::CONNECTION).is_none());
+        for err in [AdapterError::TooLarge(1), AdapterError::BodyTimeout(1)] {
+            let r = rejection(raw(), &err, "POST");
+            assert_eq!(r.headers()[header::CONNECTION], "close", "{err}");
+        }
+        let r = rejection(raw(), &AdapterError::MissingField("x"), "POST");
+        assert!(r.headers().get(header::CONNECTION).is_none());
+        assert!(r.headers().get(header::ALLOW).is_none());
+    }
 }

@@ -19,6 +19,9 @@ pub enum AdapterError {
     Malformed(String),
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
+    /// The body did not arrive whole within the server's body-read timeout (milliseconds).
+    #[error("body not received within {0} ms")]
+    BodyTimeout(u64),
     #[error("body is not valid UTF-8")]
     NotUtf8,
     #[error("method {0} not allowed; use POST")]
@@ -34,6 +37,7 @@ impl AdapterError {
     pub fn status(&self) -> u16 {
         match self {
             AdapterError::TooLarge(_) => 413,
+            AdapterError::BodyTimeout(_) => 408,
             AdapterError::Method(_) => 405,
             AdapterError::Forbidden(_) => 403,
             AdapterError::Unauthorized(_) => 401,
@@ -48,6 +52,7 @@ impl AdapterError {
             AdapterError::InvalidField { .. } => "invalid_field",
             AdapterError::Malformed(_) => "malformed",
             AdapterError::TooLarge(_) => "too_large",
+            AdapterError::BodyTimeout(_) => "timeout",
             AdapterError::NotUtf8 => "not_utf8",
             AdapterError::Method(_) => "method_not_allowed",
             AdapterError::Forbidden(_) => "forbidden",
@@ -65,6 +70,7 @@ impl AdapterError {
             }
             AdapterError::Malformed(m) => format!("format illisible ({m})"),
             AdapterError::TooLarge(n) => format!("corps de plus de {n} octets"),
+            AdapterError::BodyTimeout(ms) => format!("corps non reçu en {ms} ms"),
             AdapterError::NotUtf8 => "texte non UTF-8".to_string(),
             AdapterError::Method(m) => format!("methode {m} refusee, utilisez POST"),
             AdapterError::Forbidden(why) => format!("acces refuse ({why})"),
@@ -234,6 +240,7 @@ mod tests {
             AdapterError::MissingField("sessionId"),
             AdapterError::Malformed("expected value at line 1".into()),
             AdapterError::TooLarge(65536),
+            AdapterError::BodyTimeout(10000),
             AdapterError::NotUtf8,
             AdapterError::Method("GET".into()),
         ] {

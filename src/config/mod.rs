@@ -9,11 +9,13 @@
 //!
 //! One file per section, each with its types, its defaults (named constants, written once)
 //! and its checks, its tests beside it: `settings.rs` (`[session]`, `[outbox]`),
-//! `channel.rs` (`[[channel]]`), `tenant.rs` (`[[tenant]]`), `sender.rs` (`[[sender]]`).
+//! `channel.rs` (`[[channel]]`), `tenant.rs` (`[[tenant]]`), `sender.rs` (`[[sender]]`),
+//! `http.rs` (`[http]`).
 //! The components own their configuration types where they can: data sources in
 //! `crate::data`, senders in `crate::outbox`. This module imports them, never the reverse.
 
 mod channel;
+mod http;
 mod sender;
 mod settings;
 mod tenant;
@@ -28,6 +30,7 @@ use crate::diagnostic::Diagnostic;
 use crate::outbox::SenderConfig;
 
 pub use self::channel::Mount;
+pub use self::http::HttpLimits;
 pub use self::settings::{OutboxSettings, SessionSettings};
 pub use self::tenant::TenantConfig;
 // The data sources' configuration lives with the sources; re-exported here so that
@@ -74,6 +77,8 @@ struct RawConfig {
     #[serde(default)]
     trusted_proxies: Vec<String>,
     dlr_secret: Option<String>,
+    #[serde(default)]
+    http: http::RawHttp,
 }
 
 /// The checked configuration.
@@ -117,6 +122,8 @@ pub struct Config {
     /// The secret every delivery report must carry (`?secret=` on `/dlr/*`); `None`:
     /// every report is refused.
     pub dlr_secret: Option<crate::auth::Secret>,
+    /// The HTTP server's timeouts and its cap on open connections (`[http]`).
+    pub http: HttpLimits,
 }
 
 /// Environment overrides, read by the binary and passed in (tests pass their own).
@@ -225,6 +232,7 @@ impl Config {
         tenant::check_senders(&tenants, &sender_names, &mut problems);
         channel::check_senders(&channels, &sender_names, &mut problems);
         let outbox = settings::check_outbox(raw.outbox, &mut problems);
+        let http = http::check(raw.http, &mut problems);
 
         if !problems.list.is_empty() {
             return Err(problems.list);
@@ -243,6 +251,7 @@ impl Config {
             admin_listen,
             trusted_proxies,
             dlr_secret,
+            http,
         })
     }
 }
@@ -572,6 +581,7 @@ unknown = 1
             "",
             "[session]\n",
             "[outbox]\n",
+            "[http]\n",
             "[[channel]]\n",
             "[[tenant]]\n",
             "[[sender]]\nname = \"s\"\nkind = \"http\"\nurl = \"http://x\"\n",

@@ -149,6 +149,13 @@ impl Server {
         .await
     }
 
+    /// Starts the shipped configuration on the memory store, served under `limits`.
+    pub async fn start_with_limits(limits: tamtam::config::HttpLimits) -> Server {
+        let (mut config, store) = config_and_store(None);
+        config.http = limits;
+        Server::start_with(config, store).await
+    }
+
     /// Builds the shipped tenants under `config` with `options`, and serves them.
     pub async fn build(config: Config, options: Options) -> Server {
         let tenants = shipped_tenants(&config);
