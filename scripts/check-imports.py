@@ -22,7 +22,7 @@ LAYERS = [
     ["server"],
     ["gateway"],
     ["config"],
-    ["adapters", "data", "outbox", "session"],
+    ["adapters", "data", "limits", "outbox", "session"],
     ["menu", "hours"],
     ["message", "text", "diagnostic", "template"],
 ]

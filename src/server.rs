@@ -150,7 +150,9 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    // The peer's address reaches handlers (`ConnectInfo`) for the per-source limits.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -220,13 +222,21 @@ async fn accept<T>(
     })
 }
 
+/// The address of the peer that sent `req`, when the server was started with it.
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 async fn ussd(state: Arc<AppState>, dialect: UssdDialect, req: Request) -> Response {
     let started = Instant::now();
+    let peer = peer(&req);
     let inbound = match accept(&state, dialect.into(), req, |r| dialect.parse(r)).await {
         Ok(i) => i,
         Err(rejected) => return rejected,
     };
-    let (reply, outcome) = state.gateway.ussd(dialect.name(), &inbound).await;
+    let (reply, outcome) = state.gateway.ussd_from(peer, dialect.name(), &inbound).await;
     tracing::info!(
         dialect = dialect.name(),
         service = %inbound.service_code,
@@ -247,11 +257,15 @@ async fn sms(
     req: Request,
 ) -> Response {
     let started = Instant::now();
+    let peer = peer(&req);
     let inbound = match accept(&state, dialect.into(), req, |r| dialect.parse(r, &auth)).await {
         Ok(sms) => sms.inbound,
         Err(rejected) => return rejected,
     };
-    let (reply, outcome) = state.gateway.sms(dialect.name(), &inbound).await;
+    let (reply, outcome) = state.gateway.sms_from(peer, dialect.name(), &inbound).await;
+    if outcome == crate::gateway::Outcome::Limited {
+        return into_response(dialect.render_limited());
+    }
     tracing::info!(
         dialect = dialect.name(),
         to = %inbound.to,
@@ -277,6 +291,7 @@ async fn sms_async(
 ) -> Response {
     let started = Instant::now();
     let auth = SmsAuth::default();
+    let peer = peer(&req);
     let sms = match accept(&state, dialect.into(), req, |r| dialect.parse(r, &auth)).await {
         Ok(sms) => sms,
         Err(rejected) => return rejected,
@@ -284,7 +299,7 @@ async fn sms_async(
     let inbound = &sms.inbound;
     match state
         .gateway
-        .sms_async(dialect.name(), inbound, &sender, sms.link_id)
+        .sms_async_from(peer, dialect.name(), inbound, &sender, sms.link_id)
         .await
     {
         Ok((reply, outcome)) => {

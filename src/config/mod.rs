@@ -9,11 +9,12 @@
 //!
 //! One file per section, each with its types, its defaults (named constants, written once)
 //! and its checks, its tests beside it: `settings.rs` (`[session]`, `[outbox]`),
-//! `channel.rs` (`[[channel]]`), `tenant.rs` (`[[tenant]]`), `sender.rs` (`[[sender]]`).
+//! `channel.rs` (`[[channel]]`), `tenant.rs` (`[[tenant]]`), `sender.rs` (`[[sender]]`), `limits.rs` (`[limits]`).
 //! The components own their configuration types where they can: data sources in
 //! `crate::data`, senders in `crate::outbox`. This module imports them, never the reverse.
 
 mod channel;
+mod limits;
 mod sender;
 mod settings;
 mod tenant;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 
 use crate::data::{resolve_path, SourceContext};
 use crate::diagnostic::Diagnostic;
+use crate::limits::LimitSettings;
 use crate::outbox::SenderConfig;
 
 pub use self::channel::Mount;
@@ -65,6 +67,8 @@ struct RawConfig {
     outbox: settings::RawOutbox,
     #[serde(default)]
     sender: Vec<SenderConfig>,
+    #[serde(default)]
+    limits: limits::RawLimits,
 }
 
 /// The checked configuration.
@@ -98,6 +102,8 @@ pub struct Config {
     /// The APIs that send SMS, secrets resolved (from `${NAME}`) so that a missing one is
     /// a start-up error, not a failure at the first send.
     pub senders: Vec<SenderConfig>,
+    /// Inbound rate limits per subscriber and per source address (`[limits]`).
+    pub limits: LimitSettings,
 }
 
 /// Environment overrides, read by the binary and passed in (tests pass their own).
@@ -195,6 +201,7 @@ impl Config {
         tenant::check_senders(&tenants, &sender_names, &mut problems);
         channel::check_senders(&channels, &sender_names, &mut problems);
         let outbox = settings::check_outbox(raw.outbox);
+        let limits = limits::check(raw.limits, &mut problems);
 
         if !problems.list.is_empty() {
             return Err(problems.list);
@@ -210,6 +217,7 @@ impl Config {
             tenants,
             outbox,
             senders,
+            limits,
         })
     }
 }
@@ -454,6 +462,7 @@ unknown = 1
             "",
             "[session]\n",
             "[outbox]\n",
+            "[limits]\n",
             "[[channel]]\n",
             "[[tenant]]\n",
             "[[sender]]\nname = \"s\"\nkind = \"http\"\nurl = \"http://x\"\n",

@@ -8,7 +8,7 @@
 use tracing::Instrument;
 
 use super::records::{SmsRecord, StateRecord, RECORD_VERSION};
-use super::{Gateway, NotServed, Outcome, Tenant, SUITE_NOTE, UNKNOWN_SMS_CODE};
+use super::{Gateway, NotServed, Outcome, SendError, Tenant, SUITE_NOTE, UNKNOWN_SMS_CODE};
 use crate::hours::LocalTime;
 use crate::menu::{self, Channel, Menu, ScreenId, State};
 use crate::message::{mask_msisdn, SmsInbound, SmsReply};
@@ -185,8 +185,13 @@ impl Gateway {
                 _ => {}
             }
             let text = plan.reply.text.clone();
-            self.send_sms(tenant_id, sender, &inbound.to, &inbound.from, text, link_id)
-                .await?;
+            let sent = self.send_sms(tenant_id, sender, &inbound.to, &inbound.from, text, link_id);
+            match sent.await {
+                Ok(_) => {}
+                // Refused (logged by the limiter): acknowledged, nothing sent, nothing kept.
+                Err(SendError::Refused(_)) => return Ok((plan.reply, Outcome::Refused)),
+                Err(SendError::Outbox(e)) => return Err(e.into()),
+            }
             if let Err(e) = self.store.write(&plan.writes).await {
                 // The reply is on its way; only the dialogue's next step is at risk.
                 tracing::error!(cause = %e, "reply queued, but the dialogue was not saved");

@@ -13,7 +13,7 @@
 use tracing::Instrument;
 
 use super::records::{ResumeRecord, SavedReply, SessionRecord, StateRecord, RECORD_VERSION};
-use super::{Gateway, Outcome, Tenant, EXPIRED, UNKNOWN_SERVICE};
+use super::{Gateway, Outcome, SendError, Tenant, EXPIRED, UNKNOWN_SERVICE};
 use crate::menu::{self, Channel, Menu, State, Step};
 use crate::message::{mask_msisdn, Hop, Inbound, Reply};
 use crate::session::{keys, StoreError, Write};
@@ -322,12 +322,19 @@ impl Gateway {
             else {
                 continue;
             };
-            if let Err(e) = self
+            match self
                 .send_sms(&tenant.config.id, sender, from, msisdn, text, None)
                 .await
             {
-                tracing::error!(cause = %e, "could not queue a follow-up SMS");
-                reply = Reply::end(tenant.menu.texts.unavailable.clone());
+                Ok(_) => {}
+                // Refused (logged by the limiter): say so, not "SMS envoyé".
+                Err(SendError::Refused(r)) => {
+                    reply = Reply::end(tenant.menu.policy.apply(r.ussd_text()).into_owned());
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, "could not queue a follow-up SMS");
+                    reply = Reply::end(tenant.menu.texts.unavailable.clone());
+                }
             }
         }
         reply

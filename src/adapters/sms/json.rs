@@ -65,6 +65,14 @@ pub(super) fn render_error(error: &AdapterError) -> RawResponse {
     RawResponse::json(error.status(), &body)
 }
 
+/// A caller over their rate: a 429 in the error format, no text to send.
+pub(super) fn render_limited() -> RawResponse {
+    let body = serde_json::json!({
+        "error": { "code": "too_many_requests", "message": "too many requests; try again later" },
+    });
+    RawResponse::json(429, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
