@@ -166,9 +166,9 @@ mod tests {
         let l = MemoryLimiter::new(10);
         assert_eq!(taken(&l, "+1", 5), 2, "the burst, then nothing");
         // 6 a minute: one token every 10 s.
-        tokio::time::advance(Duration::from_secs(9)).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(taken(&l, "+1", 5), 0, "not yet a whole token");
-        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(taken(&l, "+1", 5), 1, "one token after 10 s");
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(taken(&l, "+1", 5), 2, "never more than the burst");
