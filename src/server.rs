@@ -236,7 +236,10 @@ async fn ussd(state: Arc<AppState>, dialect: UssdDialect, req: Request) -> Respo
         Ok(i) => i,
         Err(rejected) => return rejected,
     };
-    let (reply, outcome) = state.gateway.ussd_from(peer, dialect.name(), &inbound).await;
+    let (reply, outcome) = state
+        .gateway
+        .ussd_from(peer, dialect.name(), &inbound)
+        .await;
     tracing::info!(
         dialect = dialect.name(),
         service = %inbound.service_code,

@@ -41,14 +41,19 @@ pub(super) fn count(
 /// at least one bucket.
 pub(super) fn check(raw: RawLimits, problems: &mut Problems) -> LimitSettings {
     let d = LimitSettings::default();
-    let mut n = |name: &str, v: Option<i64>, default: u32| count("limits", name, v, default, problems);
+    let mut n =
+        |name: &str, v: Option<i64>, default: u32| count("limits", name, v, default, problems);
     let per_subscriber = Rate {
         per_minute: n(
             "per_subscriber_per_minute",
             raw.per_subscriber_per_minute,
             d.per_subscriber.per_minute,
         ),
-        burst: n("per_subscriber_burst", raw.per_subscriber_burst, d.per_subscriber.burst),
+        burst: n(
+            "per_subscriber_burst",
+            raw.per_subscriber_burst,
+            d.per_subscriber.burst,
+        ),
     };
     let per_source = Rate {
         per_minute: n(
@@ -58,8 +63,15 @@ pub(super) fn check(raw: RawLimits, problems: &mut Problems) -> LimitSettings {
         ),
         burst: n("per_source_burst", raw.per_source_burst, d.per_source.burst),
     };
-    let max_buckets = n("max_buckets", raw.max_buckets, u32::try_from(d.max_buckets).unwrap_or(u32::MAX));
-    for (name, rate) in [("per_subscriber", per_subscriber), ("per_source", per_source)] {
+    let max_buckets = n(
+        "max_buckets",
+        raw.max_buckets,
+        u32::try_from(d.max_buckets).unwrap_or(u32::MAX),
+    );
+    for (name, rate) in [
+        ("per_subscriber", per_subscriber),
+        ("per_source", per_source),
+    ] {
         if !rate.is_off() && rate.burst == 0 {
             problems.error(
                 "limits",

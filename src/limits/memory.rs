@@ -42,7 +42,10 @@ impl<K: Hash + Eq + Clone, V> Capped<K, V> {
                 self.map.remove(&oldest);
                 if !self.full {
                     self.full = true;
-                    tracing::warn!(cap = self.cap, "limits: bucket cap reached; the oldest are forgotten");
+                    tracing::warn!(
+                        cap = self.cap,
+                        "limits: bucket cap reached; the oldest are forgotten"
+                    );
                 }
             }
             self.order.push_back(key.clone());
@@ -119,7 +122,10 @@ impl MemoryLimiter {
         match key {
             BucketKey::Subscriber(msisdn) => match maps.subscribers.map.get_mut(msisdn) {
                 Some(b) => b.take(rate, now),
-                None => maps.subscribers.entry(msisdn.to_string(), full).take(rate, now),
+                None => maps
+                    .subscribers
+                    .entry(msisdn.to_string(), full)
+                    .take(rate, now),
             },
             BucketKey::Source(ip) => maps.sources.entry(ip, full).take(rate, now),
         }
@@ -172,7 +178,11 @@ mod tests {
         assert_eq!(taken(&l, "+1", 5), 1, "one token after 10 s");
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(taken(&l, "+1", 5), 2, "never more than the burst");
-        assert_eq!(taken(&l, "+2", 5), 2, "each subscriber has their own bucket");
+        assert_eq!(
+            taken(&l, "+2", 5),
+            2,
+            "each subscriber has their own bucket"
+        );
     }
 
     #[tokio::test(start_paused = true)]

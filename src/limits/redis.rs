@@ -104,7 +104,12 @@ impl RedisLimiter {
 
     /// Takes a token from `key`'s bucket at `now_ms` (Unix milliseconds); a new bucket
     /// starts full.
-    pub async fn take(&self, key: BucketKey<'_>, rate: Rate, now_ms: u64) -> Result<bool, LimitError> {
+    pub async fn take(
+        &self,
+        key: BucketKey<'_>,
+        rate: Rate,
+        now_ms: u64,
+    ) -> Result<bool, LimitError> {
         let mut conn = self.conn.clone();
         let taken: i64 = self
             .take

@@ -69,7 +69,12 @@ async fn stored(store: &Store, config: &Config, phone: &Phone) -> SessionRecord 
         phone.dialect.name(),
         &phone.session_id,
     );
-    let bytes = store.get(&[&key]).await.unwrap().remove(0).expect("a session");
+    let bytes = store
+        .get(&[&key])
+        .await
+        .unwrap()
+        .remove(0)
+        .expect("a session");
     SessionRecord::from_bytes(&bytes).expect("a session record")
 }
 
@@ -125,9 +130,9 @@ async fn an_sms_over_the_rate_gets_no_reply_in_each_dialect_and_queues_nothing()
 
     // tamtam's SMS JSON: a 429 in its error format.
     let sms_json = |id: &str| {
-        client.post(server.url(Dialect::SmsJson)).json(
-            &json!({"id": id, "from": "+2250700000602", "to": "144", "text": "SIM"}),
-        )
+        client
+            .post(server.url(Dialect::SmsJson))
+            .json(&json!({"id": id, "from": "+2250700000602", "to": "144", "text": "SIM"}))
     };
     assert_eq!(sms_json("j1").send().await.unwrap().status(), 200);
     let refused = sms_json("j2").send().await.unwrap();
@@ -141,7 +146,11 @@ async fn an_sms_over_the_rate_gets_no_reply_in_each_dialect_and_queues_nothing()
     assert_eq!(mo("m1").await, (200, "ACK/Jasmin".to_string()));
     assert_eq!(server.outbox_ready().await, queued + 1);
     assert_eq!(mo("m2").await, (200, "ACK/Jasmin".to_string()));
-    assert_eq!(server.outbox_ready().await, queued + 1, "nothing more queued");
+    assert_eq!(
+        server.outbox_ready().await,
+        queued + 1,
+        "nothing more queued"
+    );
     server.stop().await;
 }
 
@@ -157,7 +166,9 @@ async fn the_redis_bucket_refills_at_its_rate_between_explicit_instants() {
     let key = BucketKey::Subscriber("+2250700000700");
     let mut takes = Vec::new();
     // One token every 10 s; a new bucket starts full.
-    for now in [0, 0, 0, 5_000, 10_000, 10_000, 5_000, 3_600_000, 3_600_000, 3_600_000] {
+    for now in [
+        0, 0, 0, 5_000, 10_000, 10_000, 5_000, 3_600_000, 3_600_000, 3_600_000,
+    ] {
         takes.push(limiter.take(key, rate, 1_000_000 + now).await.unwrap());
     }
     assert_eq!(
@@ -308,12 +319,18 @@ fn check_reports_bad_destinations_and_negative_limits_at_once() {
     let dir = TempDir::new("limits-check");
     let shipped = std::fs::read_to_string(root().join("config/tamtam.toml")).unwrap();
     let text = shipped
-        .replace("sms_destinations = [\"+225\"]", "sms_destinations = [\"225\", \"+22x\"]")
+        .replace(
+            "sms_destinations = [\"+225\"]",
+            "sms_destinations = [\"225\", \"+22x\"]",
+        )
         .replace(
             "sms_per_subscriber_per_day = 10",
             "sms_per_subscriber_per_day = -1",
         )
-        .replace("per_subscriber_per_minute = 30", "per_subscriber_per_minute = -5")
+        .replace(
+            "per_subscriber_per_minute = 30",
+            "per_subscriber_per_minute = -5",
+        )
         .replace("\"../", &format!("\"{}/", root().display()));
     let path = dir.0.join("tamtam.toml");
     std::fs::write(&path, text).unwrap();

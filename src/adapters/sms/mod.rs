@@ -222,8 +222,12 @@ mod tests {
             let r = d.render_limited();
             let expected = match d {
                 SmsDialect::Kannel => "",
-                SmsDialect::Twilio => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
-                SmsDialect::Json => r#"{"error":{"code":"too_many_requests","message":"too many requests; try again later"}}"#,
+                SmsDialect::Twilio => {
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
+                }
+                SmsDialect::Json => {
+                    r#"{"error":{"code":"too_many_requests","message":"too many requests; try again later"}}"#
+                }
                 SmsDialect::AfricasTalking | SmsDialect::Jasmin => &d.ack().unwrap().body,
             };
             assert_eq!(r.body, expected, "{}", d.name());
