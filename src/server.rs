@@ -26,7 +26,7 @@ use crate::adapters::{
     SmsDialect, UssdDialect,
 };
 use crate::config::Mount;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Outcome};
 use crate::message::mask_msisdn;
 use crate::outbox::{SenderConfig, SenderKind};
 
@@ -266,8 +266,10 @@ async fn sms(
         Err(rejected) => return rejected,
     };
     let (reply, outcome) = state.gateway.sms_from(peer, dialect.name(), &inbound).await;
-    if outcome == crate::gateway::Outcome::Limited {
-        return into_response(dialect.render_limited());
+    match outcome {
+        Outcome::Limited => return into_response(dialect.render_limited()),
+        Outcome::Refused => return into_response(dialect.render_refused()),
+        _ => {}
     }
     tracing::info!(
         dialect = dialect.name(),

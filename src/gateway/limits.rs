@@ -9,7 +9,10 @@
 //! - Outbound: `Gateway::enqueue` asks [`Gateway::allow_sms`] before queueing: a destination
 //!   the tenant allows, under its daily cap per subscriber. A refused SMS is a
 //!   [`SendError::Refused`]: a USSD hop ends on the refusal's text instead of "SMS envoyé",
-//!   an asynchronous SMS is acknowledged and not answered.
+//!   an asynchronous SMS is acknowledged and not answered. A synchronous dialect's reply
+//!   (Kannel, Twilio, SMS JSON) travels in the HTTP answer, not through `enqueue`: its
+//!   destination is checked in [`Gateway::sms_from`], and a refused one gets "no reply"
+//!   (`Outcome::Refused`).
 
 use std::net::IpAddr;
 
@@ -60,9 +63,10 @@ impl Gateway {
         self.ussd(dialect, inbound).await
     }
 
-    /// [`Gateway::sms`] for a caller at `peer`, under the inbound limits. A refused SMS
-    /// gets `Outcome::Limited` and no text: the server answers with the dialect's "no
-    /// reply".
+    /// [`Gateway::sms`] for a caller at `peer`, under the inbound limits, answered only
+    /// when the sender is a destination the tenant allows (the reply is an SMS to them; the
+    /// daily cap counts only the SMS tamtam queues). A refused SMS gets `Outcome::Limited`
+    /// or `Outcome::Refused` and no text: the server answers with the dialect's "no reply".
     pub async fn sms_from(
         &self,
         peer: Option<IpAddr>,
@@ -71,6 +75,19 @@ impl Gateway {
     ) -> (SmsReply, Outcome) {
         if self.limiter.admit(peer, &inbound.from).await.is_err() {
             return (SmsReply::new(String::new()), Outcome::Limited);
+        }
+        // The reply is an SMS to the sender: only to a number the tenant sends to.
+        if let Some(tenant) = self.resolve_sms(&inbound.to) {
+            let destinations = SmsPolicy {
+                destinations: &tenant.config.sms_destinations,
+                per_subscriber_per_day: 0,
+            };
+            let allowed = (self.limiter)
+                .allow_sms(&tenant.config.id, destinations, &inbound.from, 0)
+                .await;
+            if allowed.is_err() {
+                return (SmsReply::new(String::new()), Outcome::Refused);
+            }
         }
         self.sms(dialect, inbound).await
     }

@@ -232,7 +232,7 @@ async fn two_gateways_on_one_redis_share_a_subscribers_bucket() {
 }
 
 #[tokio::test]
-async fn a_forged_jasmin_mo_from_a_foreign_number_queues_no_reply() {
+async fn a_forged_mo_from_a_foreign_number_gets_no_reply_queued_or_returned() {
     let (config, store) = config(LimitSettings::off(), None);
     let server = Server::start_with(config, store).await;
     let before = server.outbox_ready().await;
@@ -247,6 +247,28 @@ async fn a_forged_jasmin_mo_from_a_foreign_number_queues_no_reply() {
     // A local number is answered.
     jasmin_mo(&server, "f3", "+2250700000801", "144", "SIM").await;
     assert_eq!(server.outbox_ready().await, before + 1);
+
+    // The synchronous dialects carry their reply in the answer: none for a foreign number.
+    let client = reqwest::Client::new();
+    let kannel = client
+        .get(format!(
+            "{}?from=%2B33612345678&to=144&text=SIM&id=f4",
+            server.url(Dialect::Kannel)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kannel.status(), 200);
+    assert_eq!(kannel.text().await.unwrap(), "", "Kannel sends nothing");
+    let sms_json = client
+        .post(server.url(Dialect::SmsJson))
+        .json(&json!({"id": "f5", "from": "+33612345678", "to": "144", "text": "SIM"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sms_json.status(), 403);
+    let body: serde_json::Value = sms_json.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "destination_not_allowed", "{body}");
     server.stop().await;
 }
 

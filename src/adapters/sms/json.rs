@@ -65,12 +65,11 @@ pub(super) fn render_error(error: &AdapterError) -> RawResponse {
     RawResponse::json(error.status(), &body)
 }
 
-/// A caller over their rate: a 429 in the error format, no text to send.
-pub(super) fn render_limited() -> RawResponse {
-    let body = serde_json::json!({
-        "error": { "code": "too_many_requests", "message": "too many requests; try again later" },
-    });
-    RawResponse::json(429, &body)
+/// An SMS refused by the abuse limits, no text to send: `status` and `code` in the error
+/// format (429 `too_many_requests`, 403 `destination_not_allowed`).
+pub(super) fn render_no_reply(status: u16, code: &str, message: &str) -> RawResponse {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    RawResponse::json(status, &body)
 }
 
 #[cfg(test)]
