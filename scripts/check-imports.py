@@ -22,7 +22,7 @@ LAYERS = [
     ["server"],
     ["gateway"],
     ["config"],
-    ["adapters", "auth", "data", "outbox", "session"],
+    ["adapters", "auth", "data", "limits", "outbox", "session"],
     ["menu", "hours"],
     ["message", "text", "diagnostic", "template"],
 ]

@@ -6,7 +6,7 @@
 //! content team's `tamtam check` judges exactly what `serve` would start.
 //!
 //! [`App::build`] turns a loaded configuration into a gateway ready to serve: the session
-//! store (Redis or memory), the outbound queue and its worker, and the router. The binary
+//! store (Redis or memory), the abuse limits, the outbound queue and its worker, and the router. The binary
 //! and the integration tests both build through it (tests pass their own store, clock and
 //! secrets in [`Options`]), so the tests exercise the real wiring. [`App::serve`] takes
 //! the shutdown future from its caller, as mini-redis's `server::run` does: the binary
@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, HttpLimits, Overrides};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::gateway::{load_tenants, Clock, Gateway, Tenant};
+use crate::limits::{Backend, LimitError, Limiter, MemoryLimiter, RedisLimiter};
 use crate::outbox::{
     run_worker, MemoryQueue, Outbox, OutboxError, Queue, RedisQueue, Sender, SenderConfig,
     WorkerSettings, DEFAULT_TIMEOUT_MS,
@@ -99,6 +100,9 @@ pub enum StartError {
     /// The outbound queue could not be opened.
     #[error(transparent)]
     Outbox(OutboxError),
+    /// The abuse limits' Redis could not be opened.
+    #[error(transparent)]
+    Limits(LimitError),
 }
 
 /// The outbox worker, ready to run: started by [`App::serve`], stopped after the server.
@@ -144,6 +148,7 @@ impl App {
         if let Some(clock) = options.clock {
             gateway = gateway.with_clock(clock);
         }
+        gateway = gateway.with_limiter(open_limiter(config).map_err(StartError::Limits)?);
         let outbox = if config.senders.is_empty() {
             None
         } else {
@@ -277,6 +282,19 @@ pub fn open_store(config: &Config) -> Result<Store, StoreError> {
             config.session.memory_message_ids,
         )),
     })
+}
+
+/// The abuse limits of `config`: shared in Redis when `redis_url` is set, else in memory.
+pub fn open_limiter(config: &Config) -> Result<Limiter, LimitError> {
+    let backend = match &config.redis_url {
+        Some(url) => Backend::Redis(RedisLimiter::open(
+            url,
+            &config.session.key_prefix,
+            config.session.redis_timeout,
+        )?),
+        None => Backend::Memory(MemoryLimiter::new(config.limits.max_buckets)),
+    };
+    Ok(Limiter::new(config.limits.clone(), backend))
 }
 
 /// The outbound queue of `config`: Redis when `redis_url` is set, else in memory.

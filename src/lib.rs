@@ -11,6 +11,7 @@
 //! - [`session`]: the store contract (in memory, Redis) and the session record.
 //! - [`data`]: data sources for lookups (consumption).
 //! - [`outbox`]: the durable outbound SMS queue, its senders and delivery reports.
+//! - [`limits`]: abuse limits: rate per subscriber and source, SMS destinations and daily cap.
 //! - [`gateway`]: one hop end to end: tenant, session, engine, lookups.
 //! - [`server`]: HTTP (axum), health and readiness.
 //! - [`config`]: `config/tamtam.toml`, checked.
@@ -26,6 +27,7 @@ pub mod data;
 pub mod diagnostic;
 pub mod gateway;
 pub mod hours;
+pub mod limits;
 pub mod menu;
 pub mod message;
 pub mod outbox;

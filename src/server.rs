@@ -40,7 +40,7 @@ use crate::adapters::{
 };
 use crate::auth::{ChannelAuth, Cidr, Inbound, Refusal, RefusalLog, Secret, REFUSAL_LOG_CAP};
 use crate::config::{Config, HttpLimits, Mount};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Outcome};
 use crate::message::mask_msisdn;
 use crate::outbox::SenderKind;
 
@@ -276,10 +276,10 @@ impl AppState {
         what: &'static str,
         parts: &Parts,
         check: impl FnOnce(&Inbound, Option<IpAddr>) -> Result<(), Refusal>,
-    ) -> Result<(), AdapterError> {
+    ) -> Result<Option<IpAddr>, AdapterError> {
         let now = self.gateway.now();
         let source = crate::auth::source_address(parts.peer, &parts.headers, &self.trusted_proxies);
-        check(&parts.inbound(now), source).map_err(|refusal| {
+        check(&parts.inbound(now), source).map(|()| source).map_err(|refusal| {
             if self.refusals.should_log(source, now) {
                 // Never the credentials: the reason names the mechanism only.
                 tracing::warn!(
@@ -306,10 +306,11 @@ async fn accept<T>(
     auth: &ChannelAuth,
     req: Request,
     parse: impl FnOnce(&RawRequest) -> Result<T, AdapterError>,
-) -> Result<T, Response> {
+) -> Result<(T, Option<IpAddr>), Response> {
     let parsed = match read(req, state.max_body_bytes).await {
         Ok(parts) => match state.authenticate("webhook", &parts, |r, ip| auth.check(r, ip)) {
-            Ok(()) => parse(&parts.raw()),
+            // The caller's address (through trusted proxies) is also what rate limits count.
+            Ok(source) => parse(&parts.raw()).map(|parsed| (parsed, source)),
             Err(refused) => {
                 let mut response = into_response(dialect.render_error(&refused));
                 if matches!(refused, AdapterError::Unauthorized(_)) && auth.basic.is_some() {
@@ -337,11 +338,15 @@ async fn ussd(
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let inbound = match accept(&state, dialect.into(), &auth, req, |r| dialect.parse(r)).await {
-        Ok(i) => i,
-        Err(rejected) => return rejected,
-    };
-    let (reply, outcome) = state.gateway.ussd(dialect.name(), &inbound).await;
+    let (inbound, peer) =
+        match accept(&state, dialect.into(), &auth, req, |r| dialect.parse(r)).await {
+            Ok(accepted) => accepted,
+            Err(rejected) => return rejected,
+        };
+    let (reply, outcome) = state
+        .gateway
+        .ussd_from(peer, dialect.name(), &inbound)
+        .await;
     tracing::info!(
         dialect = dialect.name(),
         service = %inbound.service_code,
@@ -364,11 +369,16 @@ async fn sms(
 ) -> Response {
     let started = Instant::now();
     let parse = |r: &RawRequest| dialect.parse(r, &signature);
-    let inbound = match accept(&state, dialect.into(), &auth, req, parse).await {
-        Ok(sms) => sms.inbound,
+    let (inbound, peer) = match accept(&state, dialect.into(), &auth, req, parse).await {
+        Ok((sms, peer)) => (sms.inbound, peer),
         Err(rejected) => return rejected,
     };
-    let (reply, outcome) = state.gateway.sms(dialect.name(), &inbound).await;
+    let (reply, outcome) = state.gateway.sms_from(peer, dialect.name(), &inbound).await;
+    match outcome {
+        Outcome::Limited => return into_response(dialect.render_limited()),
+        Outcome::Refused => return into_response(dialect.render_refused()),
+        _ => {}
+    }
     tracing::info!(
         dialect = dialect.name(),
         to = %inbound.to,
@@ -395,18 +405,18 @@ async fn sms_async(
 ) -> Response {
     let started = Instant::now();
     let none = SmsAuth::default();
-    let sms = match accept(&state, dialect.into(), &auth, req, |r| {
+    let (sms, peer) = match accept(&state, dialect.into(), &auth, req, |r| {
         dialect.parse(r, &none)
     })
     .await
     {
-        Ok(sms) => sms,
+        Ok(accepted) => accepted,
         Err(rejected) => return rejected,
     };
     let inbound = &sms.inbound;
     match state
         .gateway
-        .sms_async(dialect.name(), inbound, &sender, sms.link_id)
+        .sms_async_from(peer, dialect.name(), inbound, &sender, sms.link_id)
         .await
     {
         Ok((reply, outcome)) => {
@@ -459,7 +469,7 @@ async fn dlr(state: Arc<AppState>, dialect: DlrDialect, req: Request) -> Respons
             .authenticate("delivery report", &parts, |r, _| {
                 crate::auth::check_dlr(state.dlr_secret.as_ref(), r)
             })
-            .and_then(|()| dialect.parse(&parts.raw())),
+            .and_then(|_| dialect.parse(&parts.raw())),
         Err(err) => Err(err),
     };
     let report = match parsed {

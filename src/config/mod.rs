@@ -10,12 +10,13 @@
 //! One file per section, each with its types, its defaults (named constants, written once)
 //! and its checks, its tests beside it: `settings.rs` (`[session]`, `[outbox]`),
 //! `channel.rs` (`[[channel]]`), `tenant.rs` (`[[tenant]]`), `sender.rs` (`[[sender]]`),
-//! `http.rs` (`[http]`).
+//! `http.rs` (`[http]`), `limits.rs` (`[limits]`).
 //! The components own their configuration types where they can: data sources in
 //! `crate::data`, senders in `crate::outbox`. This module imports them, never the reverse.
 
 mod channel;
 mod http;
+mod limits;
 mod sender;
 mod settings;
 mod tenant;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 
 use crate::data::{resolve_path, SourceContext};
 use crate::diagnostic::Diagnostic;
+use crate::limits::LimitSettings;
 use crate::outbox::SenderConfig;
 
 pub use self::channel::Mount;
@@ -79,6 +81,8 @@ struct RawConfig {
     dlr_secret: Option<String>,
     #[serde(default)]
     http: http::RawHttp,
+    #[serde(default)]
+    limits: limits::RawLimits,
 }
 
 /// The checked configuration.
@@ -124,6 +128,8 @@ pub struct Config {
     pub dlr_secret: Option<crate::auth::Secret>,
     /// The HTTP server's timeouts and its cap on open connections (`[http]`).
     pub http: HttpLimits,
+    /// Inbound rate limits per subscriber and per source address (`[limits]`).
+    pub limits: LimitSettings,
 }
 
 /// Environment overrides, read by the binary and passed in (tests pass their own).
@@ -233,6 +239,7 @@ impl Config {
         channel::check_senders(&channels, &sender_names, &mut problems);
         let outbox = settings::check_outbox(raw.outbox, &mut problems);
         let http = http::check(raw.http, &mut problems);
+        let limits = limits::check(raw.limits, &mut problems);
 
         if !problems.list.is_empty() {
             return Err(problems.list);
@@ -252,6 +259,7 @@ impl Config {
             trusted_proxies,
             dlr_secret,
             http,
+            limits,
         })
     }
 }
@@ -582,6 +590,7 @@ unknown = 1
             "[session]\n",
             "[outbox]\n",
             "[http]\n",
+            "[limits]\n",
             "[[channel]]\n",
             "[[tenant]]\n",
             "[[sender]]\nname = \"s\"\nkind = \"http\"\nurl = \"http://x\"\n",

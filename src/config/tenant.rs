@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::Problems;
 use crate::data::{check_source, resolve_path, RawSource, SourceConfig, SourceContext};
+use crate::limits::{is_prefix, SMS_PER_SUBSCRIBER_PER_DAY};
 use crate::message::dial_parts;
 use crate::text::{TextPolicy, UssdLimits};
 
@@ -46,6 +47,9 @@ pub(super) struct RawTenant {
     sms_max_segments: Option<usize>,
     sms_sender: Option<String>,
     #[serde(default)]
+    sms_destinations: Vec<String>,
+    sms_per_subscriber_per_day: Option<i64>,
+    #[serde(default)]
     source: Vec<RawSource>,
 }
 
@@ -73,6 +77,10 @@ pub struct TenantConfig {
     pub sms_max_segments: usize,
     /// The sender for messages this tenant sends itself (USSD follow-ups).
     pub sms_sender: Option<String>,
+    /// Prefixes (`+225`) of the numbers this tenant may send SMS to; none: it sends none.
+    pub sms_destinations: Vec<String>,
+    /// SMS sent to one subscriber in a UTC day; 0: no cap.
+    pub sms_per_subscriber_per_day: u32,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -124,6 +132,23 @@ pub(super) fn check(
                 SMS_MAX_SEGMENTS.end()
             ));
         }
+        for prefix in &t.sms_destinations {
+            if !is_prefix(prefix) {
+                error(format!(
+                    "sms_destinations: `{prefix}` is not a number prefix such as +225"
+                ));
+            }
+        }
+        let sms_per_subscriber_per_day = match t.sms_per_subscriber_per_day {
+            None => SMS_PER_SUBSCRIBER_PER_DAY,
+            Some(n) => u32::try_from(n).unwrap_or_else(|_| {
+                error(format!(
+                    "`sms_per_subscriber_per_day` must be a whole number from 0 to {}",
+                    u32::MAX
+                ));
+                SMS_PER_SUBSCRIBER_PER_DAY
+            }),
+        };
         let mut limits = UssdLimits::default();
         if let Some(max) = t.ussd_max_chars {
             if !USSD_MAX_CHARS.contains(&max) {
@@ -166,6 +191,8 @@ pub(super) fn check(
             sms_text: t.sms_text,
             sms_max_segments,
             sms_sender: t.sms_sender,
+            sms_destinations: t.sms_destinations,
+            sms_per_subscriber_per_day,
             sources,
             id: t.id,
         });
@@ -211,6 +238,8 @@ ussd_max_chars = 200
 sms_max_segments = 0
 time_zone = "Mars/Olympus"
 sms_sender = "nobody"
+sms_destinations = ["+225", "33", "+2 25"]
+sms_per_subscriber_per_day = -3
 [[tenant]]
 id = "b"
 menu = "b.toml"
@@ -237,6 +266,9 @@ sms_codes = ["1088"]
             "t.toml:tenant A: error: `sms_max_segments` must be between 1 and 10",
             "t.toml:tenant A: error: time_zone: ",
             "t.toml:tenant A: error: sms_sender `nobody` is not a [[sender]]",
+            "t.toml:tenant A: error: sms_destinations: `33` is not a number prefix such as +225",
+            "t.toml:tenant A: error: sms_destinations: `+2 25` is not a number prefix such as +225",
+            "t.toml:tenant A: error: `sms_per_subscriber_per_day` must be a whole number from 0 to 4294967295",
             "t.toml:tenant b: error: service code *1# already belongs to tenant A",
             "t.toml:tenant b: error: data source `conso`: unknown kind `ldap`",
             "t.toml:tenant b: error: data source `conso` defined twice",
@@ -262,6 +294,8 @@ sms_codes = ["1088"]
             ("t", "fr", "UTC")
         );
         assert_eq!(t.sms_max_segments, 3);
+        assert!(t.sms_destinations.is_empty(), "sends to no one unless told");
+        assert_eq!(t.sms_per_subscriber_per_day, 10);
         let d = crate::text::UssdLimits::default();
         assert_eq!(t.ussd_limits.gsm7, 91);
         assert_eq!(t.ussd_limits.ucs2, d.ucs2 * 91 / d.gsm7);

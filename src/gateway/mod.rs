@@ -15,6 +15,7 @@
 //! - `tenants`: [`Tenant`] and [`load_tenants`].
 //! - `records`: the versioned records kept in the store, and engine state to and from them.
 
+mod limits;
 pub mod records;
 mod sms;
 mod tenants;
@@ -25,11 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, SessionSettings};
+use crate::limits::Limiter;
 use crate::menu::{self, Channel, LookupOutcome, State, Step};
 use crate::message::dial_parts;
 use crate::outbox::{OutMessage, Outbox, OutboxError};
 use crate::session::{Store, StoreError};
 
+pub use limits::SendError;
 pub use tenants::{load_tenants, Tenant};
 
 /// Shown when a dialled code belongs to no tenant.
@@ -65,6 +68,10 @@ pub enum Outcome {
     TooLong,
     /// A hop that lost every race to concurrent hops of its session.
     Contended,
+    /// A caller over their rate (`crate::limits`): nothing run.
+    Limited,
+    /// An SMS to send refused by the tenant's destinations or daily cap.
+    Refused,
 }
 
 impl Outcome {
@@ -82,6 +89,8 @@ impl Outcome {
             Outcome::Suite => "suite",
             Outcome::TooLong => "too_long",
             Outcome::Contended => "contended",
+            Outcome::Limited => "limited",
+            Outcome::Refused => "refused",
         }
     }
 }
@@ -115,6 +124,8 @@ pub struct Gateway {
     outbox: Option<Outbox>,
     /// Unix seconds now: the system clock, or a test's.
     clock: Clock,
+    /// Abuse limits, inbound and outbound (`limits.rs`).
+    limiter: Limiter,
 }
 
 /// Where a gateway reads the time: the system clock, or a test's.
@@ -157,6 +168,7 @@ impl Gateway {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             })),
+            limiter: Limiter::off(),
         }
     }
 
@@ -199,7 +211,7 @@ impl Gateway {
         to: &str,
         text: String,
         link_id: Option<String>,
-    ) -> Result<String, OutboxError> {
+    ) -> Result<String, SendError> {
         let message = OutMessage {
             id: crate::outbox::new_id(),
             sender: sender.to_string(),
@@ -215,12 +227,13 @@ impl Gateway {
     }
 
     /// Puts a message on the outbound queue: the one place the gateway meets the queue and
-    /// its errors.
-    async fn enqueue(&self, message: &OutMessage) -> Result<(), OutboxError> {
+    /// its errors, and the abuse limits' check of every SMS sent.
+    async fn enqueue(&self, message: &OutMessage) -> Result<(), SendError> {
         let Some(outbox) = &self.outbox else {
-            return Err(OutboxError::NotConfigured);
+            return Err(OutboxError::NotConfigured.into());
         };
-        outbox.accept(message).await
+        self.allow_sms(message).await?;
+        Ok(outbox.accept(message).await?)
     }
 
     pub fn tenants(&self) -> &[Tenant] {

@@ -11,7 +11,7 @@
 use tracing::Instrument;
 
 use super::records::{SmsRecord, StateRecord, RECORD_VERSION};
-use super::{Gateway, NotServed, Outcome, Tenant, SUITE_NOTE, UNKNOWN_SMS_CODE};
+use super::{Gateway, NotServed, Outcome, SendError, Tenant, SUITE_NOTE, UNKNOWN_SMS_CODE};
 use crate::hours::LocalTime;
 use crate::menu::{self, Channel, Menu, ScreenId, State};
 use crate::message::{mask_msisdn, SmsInbound, SmsReply};
@@ -219,16 +219,19 @@ impl Gateway {
                 }
                 let text = plan.reply.text.clone();
                 let to = &inbound.from;
-                if let Err(e) = self
-                    .send_sms(tenant_id, sender, &inbound.to, to, text, link_id)
-                    .await
-                {
-                    if let Err(e) = self.store.write(&plan.undo).await {
-                        tracing::error!(cause = %e, "reply not queued, and the claim stays");
+                let sent = self.send_sms(tenant_id, sender, &inbound.to, to, text, link_id);
+                return match sent.await {
+                    Ok(_) => Ok((plan.reply, plan.outcome)),
+                    // Refused (logged by the limiter): acknowledged and nothing sent; the
+                    // claimed id makes a retry of it a replay that sends nothing either.
+                    Err(SendError::Refused(_)) => Ok((plan.reply, Outcome::Refused)),
+                    Err(SendError::Outbox(e)) => {
+                        if let Err(e) = self.store.write(&plan.undo).await {
+                            tracing::error!(cause = %e, "reply not queued, and the claim stays");
+                        }
+                        Err(e.into())
                     }
-                    return Err(e.into());
-                }
-                return Ok((plan.reply, plan.outcome));
+                };
             }
             tracing::warn!("SMS lost every race to concurrent messages of its dialogue");
             Err(not_served(Outcome::Contended))

@@ -16,7 +16,7 @@
 use tracing::Instrument;
 
 use super::records::{ResumeRecord, SavedReply, SessionRecord, StateRecord, RECORD_VERSION};
-use super::{Gateway, Outcome, Tenant, EXPIRED, UNKNOWN_SERVICE};
+use super::{Gateway, Outcome, SendError, Tenant, EXPIRED, UNKNOWN_SERVICE};
 use crate::menu::{self, Channel, Menu, State, Step};
 use crate::message::{mask_msisdn, Hop, Inbound, Reply};
 use crate::session::{keys, Guard, StoreError, Write};
@@ -372,8 +372,9 @@ impl Gateway {
     }
 
     /// Queues the SMS the screen asked to send the caller, once the hop's commit won. A
-    /// failure ends the session on the "unavailable" screen, written over the committed
-    /// reply so that a retry gets it too; a tenant without a sender sends nothing (the
+    /// failure ends the session on the "unavailable" screen, and a refusal (destination,
+    /// daily cap) on the refusal's text, written over the committed reply so that a retry
+    /// gets it too; a tenant without a sender sends nothing (the
     /// loader refuses such a menu).
     async fn send_follow_ups(
         &self,
@@ -383,26 +384,35 @@ impl Gateway {
         mut reply: Reply,
         (keys, run, state, inbound): (&HopKeys, &Run, &State, &Inbound),
     ) -> Reply {
-        let mut failed = false;
+        let mut replaced = None;
         for text in outgoing {
             let (Some(sender), Some(from)) =
                 (&tenant.config.sms_sender, tenant.config.sms_codes.first())
             else {
                 continue;
             };
-            if let Err(e) = self
+            match self
                 .send_sms(&tenant.config.id, sender, from, msisdn, text, None)
                 .await
             {
-                tracing::error!(cause = %e, "could not queue a follow-up SMS");
-                failed = true;
+                Ok(_) => {}
+                // Refused (logged by the limiter): say so, not "SMS envoyé".
+                Err(SendError::Refused(r)) => {
+                    let text = tenant.menu.policy.apply(r.ussd_text()).into_owned();
+                    replaced = Some(Reply::end(text));
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, "could not queue a follow-up SMS");
+                    replaced = Some(Reply::end(tenant.menu.texts.unavailable.clone()));
+                }
             }
         }
-        if failed {
-            reply = Reply::end(tenant.menu.texts.unavailable.clone());
+        if let Some(end) = replaced {
+            // Written over the committed reply, so that a retry gets this end too.
+            reply = end;
             let writes = self.writes(&tenant.menu, keys, run, &reply, state, inbound);
             if let Err(e) = self.store.write(&writes).await {
-                tracing::warn!(cause = %e, "could not record the unavailable screen");
+                tracing::warn!(cause = %e, "could not record the end that replaced the reply");
             }
         }
         reply

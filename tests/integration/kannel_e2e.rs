@@ -94,14 +94,16 @@ async fn run(mode: KannelMode) {
     let phone = "+2250700000321";
     let twin = "+2250700000654";
     let opt_phone = "+687700321";
+    // aide answers French lines only (its `sms_destinations`).
+    let (fr_phone, fr_twin) = ("+33600000321", "+33600000654");
     for (i, step) in SCRIPT.iter().enumerate() {
         // The consumption answer is the caller's own record and ends at once: compare it
         // with the same number's answer. Dialogue steps use a twin phone, so as not to
         // disturb the dialogue under test.
-        let (from, other) = if step.to == "1088" {
-            (opt_phone, opt_phone)
-        } else {
-            (phone, twin)
+        let (from, other) = match step.to {
+            "1088" => (opt_phone, opt_phone),
+            "202" => (fr_phone, fr_twin),
+            _ => (phone, twin),
         };
         kannel
             .send_mo_as(from, step.to, step.text, step.coding)

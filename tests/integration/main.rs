@@ -70,6 +70,13 @@ mod outbox_process;
 // The Kannel sender through a real Kannel: exact text and coding, delivery reports.
 mod outbox_kannel;
 
+// Abuse limits.
+
+// A subscriber over their rate gets a polite END or no SMS reply and nothing runs; Redis
+// buckets at explicit instants, shared by two gateways; SMS only to a tenant's
+// destinations, under its daily cap; `tamtam check` on bad limits.
+mod limits;
+
 // Through a real Kannel.
 
 // fakesmsc to the gateway and back: the phone gets what the gateway answers; and what

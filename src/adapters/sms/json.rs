@@ -65,6 +65,13 @@ pub(super) fn render_error(error: &AdapterError) -> RawResponse {
     RawResponse::json(error.status(), &body)
 }
 
+/// An SMS refused by the abuse limits, no text to send: `status` and `code` in the error
+/// format (429 `too_many_requests`, 403 `destination_not_allowed`).
+pub(super) fn render_no_reply(status: u16, code: &str, message: &str) -> RawResponse {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    RawResponse::json(status, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

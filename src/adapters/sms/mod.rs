@@ -117,6 +117,44 @@ impl SmsDialect {
         }
     }
 
+    /// The answer to an SMS from a caller over their rate: nothing goes back to the phone.
+    /// Kannel gets an empty body (its `sms-service` has `omit-empty = true`, as in the
+    /// shipped config/kannel/kannel.conf), Twilio an empty `<Response/>`, tamtam's JSON a
+    /// 429 in its error format, the asynchronous dialects their acknowledgement.
+    pub fn render_limited(self) -> RawResponse {
+        self.no_reply(
+            429,
+            "too_many_requests",
+            "too many requests; try again later",
+        )
+    }
+
+    /// The answer to an SMS whose reply would go to a number the tenant does not send to:
+    /// nothing goes back (as [`render_limited`](SmsDialect::render_limited); JSON: a 403).
+    pub fn render_refused(self) -> RawResponse {
+        self.no_reply(
+            403,
+            "destination_not_allowed",
+            "no reply is sent to this number",
+        )
+    }
+
+    fn no_reply(self, status: u16, code: &str, message: &str) -> RawResponse {
+        match self {
+            SmsDialect::Kannel => RawResponse::text(200, ""),
+            SmsDialect::Twilio => RawResponse {
+                content_type: "text/xml; charset=utf-8",
+                ..RawResponse::text(
+                    200,
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+                )
+            },
+            SmsDialect::Json => json::render_no_reply(status, code, message),
+            SmsDialect::AfricasTalking => africas_talking::ack(),
+            SmsDialect::Jasmin => jasmin::ack(),
+        }
+    }
+
     /// Writes an error, with its 4xx status, in the dialect's format.
     pub fn render_error(self, error: &AdapterError) -> RawResponse {
         let mut response = match self {
@@ -194,6 +232,33 @@ mod tests {
         }
         assert_eq!(SmsDialect::Jasmin.ack().unwrap().body, "ACK/Jasmin");
         assert_eq!(SmsDialect::AfricasTalking.ack().unwrap().body, "OK");
+    }
+
+    #[test]
+    fn a_limited_sms_gets_no_text_back() {
+        for d in SmsDialect::ALL {
+            let r = d.render_limited();
+            let expected = match d {
+                SmsDialect::Kannel => "",
+                SmsDialect::Twilio => {
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>"
+                }
+                SmsDialect::Json => {
+                    r#"{"error":{"code":"too_many_requests","message":"too many requests; try again later"}}"#
+                }
+                SmsDialect::AfricasTalking | SmsDialect::Jasmin => &d.ack().unwrap().body,
+            };
+            assert_eq!(r.body, expected, "{}", d.name());
+            let status = if d == SmsDialect::Json { 429 } else { 200 };
+            assert_eq!(r.status, status, "{}", d.name());
+            let refused = d.render_refused();
+            if d == SmsDialect::Json {
+                assert_eq!(refused.status, 403);
+                assert!(refused.body.contains("destination_not_allowed"));
+            } else {
+                assert_eq!((refused.status, refused.body), (r.status, r.body));
+            }
+        }
     }
 
     #[test]
