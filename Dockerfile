@@ -1,6 +1,10 @@
 # tamtam gateway image: build in a full Rust image, run in a small Debian one.
 #   docker build -t tamtam .
-#   docker run -p 8080:8080 -e TAMTAM_REDIS_URL=redis://redis:6379 tamtam
+#   docker run -p 8080:8080 -e TAMTAM_REDIS_URL=redis://redis:6379 \
+#       -v $PWD/prod.toml:/app/config/tamtam.toml tamtam
+# The image listens on 0.0.0.0, where a channel without authentication is refused: the
+# shipped demo configuration (open channels, meant for loopback) does not start here, so
+# mount a configuration whose channels authenticate (README, "Security and limits").
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
