@@ -22,6 +22,9 @@ mod menus;
 // Malformed webhooks get a 4xx valid for their dialect; nothing gets a 5xx; no error body
 // or INFO log quotes a subscriber's number.
 mod bad_input;
+// Properties (proptest): every parser and loader answers any input validly and never
+// panics; any USSD session through the gateway gets screens that fit.
+mod properties;
 
 // Sessions and the gateway's own behaviour.
 
