@@ -22,6 +22,9 @@ mod menus;
 // Malformed webhooks get a 4xx valid for their dialect; nothing gets a 5xx; no error body
 // or INFO log quotes a subscriber's number.
 mod bad_input;
+// Properties (proptest): every parser and loader answers any input validly and never
+// panics; any USSD session through the gateway gets screens that fit.
+mod properties;
 
 // Authentication at the edge: forged hops, SMS and delivery reports refused in their
 // dialect and changing nothing; every mechanism; trusted proxies; the admin listener.

@@ -79,20 +79,26 @@ impl SmsDialect {
 
     /// Reads an incoming SMS. `auth` carries what Twilio's signature check needs.
     pub fn parse(self, req: &RawRequest, auth: &SmsAuth) -> Result<SmsWebhook, AdapterError> {
-        let inbound = match self {
-            SmsDialect::Kannel => kannel::parse(req)?,
-            SmsDialect::Twilio => twilio::parse(req, auth)?,
-            SmsDialect::Json => json::parse(req)?,
-            SmsDialect::Jasmin => jasmin::parse(req)?,
-            SmsDialect::AfricasTalking => {
-                let (inbound, link_id) = africas_talking::parse(req)?;
-                return Ok(SmsWebhook { inbound, link_id });
-            }
+        let (inbound, link_id) = match self {
+            SmsDialect::Kannel => (kannel::parse(req)?, None),
+            SmsDialect::Twilio => (twilio::parse(req, auth)?, None),
+            SmsDialect::Json => (json::parse(req)?, None),
+            SmsDialect::Jasmin => (jasmin::parse(req)?, None),
+            SmsDialect::AfricasTalking => africas_talking::parse(req)?,
         };
-        Ok(SmsWebhook {
-            inbound,
-            link_id: None,
-        })
+        // A sender that normalises to nothing (`-`, `()`) is no number: refused, not
+        // answered at "".
+        if inbound.from.is_empty() {
+            return Err(AdapterError::InvalidField {
+                field: if self == SmsDialect::Twilio {
+                    "From"
+                } else {
+                    "from"
+                },
+                reason: "is not a phone number".into(),
+            });
+        }
+        Ok(SmsWebhook { inbound, link_id })
     }
 
     /// The answer to an SMS that has been handled: the reply itself for the dialects that
@@ -232,6 +238,39 @@ mod tests {
         }
         assert_eq!(SmsDialect::Jasmin.ack().unwrap().body, "ACK/Jasmin");
         assert_eq!(SmsDialect::AfricasTalking.ack().unwrap().body, "OK");
+    }
+
+    // Found by tests/integration/properties.rs: `from=-` was read as the number "", and
+    // an asynchronous dialect would queue its reply to "".
+    #[test]
+    fn a_sender_that_normalises_to_nothing_is_refused() {
+        let form = b"id=1&from=-&to=144&text=CONSO";
+        let json = br#"{"from":"()","to":"144","text":"CONSO"}"#;
+        for (d, method, query, body) in [
+            (
+                SmsDialect::Kannel,
+                "GET",
+                Some("from=.&to=144&text=CONSO"),
+                &b""[..],
+            ),
+            (SmsDialect::Json, "POST", None, &json[..]),
+            (SmsDialect::AfricasTalking, "POST", None, &form[..]),
+            (SmsDialect::Jasmin, "POST", None, &form[..]),
+        ] {
+            let req = RawRequest {
+                method,
+                path: "/",
+                query,
+                headers: &[],
+                body,
+            };
+            let got = d.parse(&req, &SmsAuth::default());
+            assert!(
+                matches!(got, Err(AdapterError::InvalidField { field: "from", .. })),
+                "{}: {got:?}",
+                d.name()
+            );
+        }
     }
 
     #[test]

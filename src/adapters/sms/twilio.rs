@@ -102,10 +102,15 @@ pub(super) fn parse(req: &RawRequest, auth: &SmsAuth) -> Result<SmsInbound, Adap
     })
 }
 
+/// `s` as XML text: markup escaped, and the characters XML 1.0 forbids (control
+/// characters but tab and line breaks, U+FFFE, U+FFFF) left out, so that a data source's
+/// stray byte cannot make the TwiML unreadable.
 fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c.is_control() && c < '\u{80}') || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {}
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -270,6 +275,18 @@ mod tests {
         assert_eq!(
             r.body,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>1 &lt; 2 &amp; « ok »</Message></Response>"
+        );
+    }
+
+    // Found by tests/integration/properties.rs: a NUL or a control character in a reply
+    // (a data source's value) made TwiML that no XML parser reads.
+    #[test]
+    fn twiml_leaves_out_the_characters_xml_forbids() {
+        let r = render(&SmsReply::new("a\0b\u{f}c\u{1b}\td\ne\u{FFFE}".into()));
+        assert!(
+            r.body.contains("<Message>abc\td\ne</Message>"),
+            "{}",
+            r.body
         );
     }
 }

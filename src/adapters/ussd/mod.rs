@@ -40,10 +40,28 @@ impl UssdDialect {
         if req.method != "POST" {
             return Err(AdapterError::Method(req.method.to_string()));
         }
+        let inbound = match self {
+            UssdDialect::AfricasTalking => africas_talking::parse(req.body)?,
+            UssdDialect::Hubtel => hubtel::parse(req.body)?,
+            UssdDialect::Json => json::parse(req.body)?,
+        };
+        // A number that normalises to nothing (`-`, `()`) is no number: refused, not keyed
+        // as "" (every such caller would share one resume point).
+        if inbound.msisdn.is_empty() {
+            return Err(AdapterError::InvalidField {
+                field: self.msisdn_field(),
+                reason: "is not a phone number".into(),
+            });
+        }
+        Ok(inbound)
+    }
+
+    /// The name of the field that carries the caller's number.
+    fn msisdn_field(self) -> &'static str {
         match self {
-            UssdDialect::AfricasTalking => africas_talking::parse(req.body),
-            UssdDialect::Hubtel => hubtel::parse(req.body),
-            UssdDialect::Json => json::parse(req.body),
+            UssdDialect::AfricasTalking => "phoneNumber",
+            UssdDialect::Hubtel => "Mobile",
+            UssdDialect::Json => "msisdn",
         }
     }
 
@@ -97,5 +115,39 @@ mod tests {
             UssdDialect::Json.parse(&get),
             Err(AdapterError::Method("GET".into()))
         );
+    }
+
+    // Found by tests/integration/properties.rs: `phoneNumber=-` was read as the number "",
+    // one resume point for every such caller.
+    #[test]
+    fn a_number_that_normalises_to_nothing_is_refused() {
+        let bodies: [(UssdDialect, &[u8]); 3] = [
+            (
+                UssdDialect::AfricasTalking,
+                b"sessionId=s&serviceCode=*144%23&phoneNumber=-",
+            ),
+            (
+                UssdDialect::Hubtel,
+                br#"{"Type":"Initiation","SessionId":"s","Mobile":"()","Message":"*144#"}"#,
+            ),
+            (
+                UssdDialect::Json,
+                br#"{"session_id":"s","msisdn":" . ","service_code":"*144#"}"#,
+            ),
+        ];
+        for (d, body) in bodies {
+            let req = RawRequest {
+                method: "POST",
+                path: "/",
+                query: None,
+                headers: &[],
+                body,
+            };
+            assert!(
+                matches!(d.parse(&req), Err(AdapterError::InvalidField { field, .. }) if field == d.msisdn_field()),
+                "{}",
+                d.name()
+            );
+        }
     }
 }
