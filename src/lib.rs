@@ -31,6 +31,7 @@ pub mod limits;
 pub mod menu;
 pub mod message;
 pub mod outbox;
+pub mod secret;
 pub mod server;
 pub mod session;
 pub mod template;

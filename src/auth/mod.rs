@@ -20,9 +20,11 @@ use std::sync::Mutex;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 pub use self::net::{source_address, Cidr};
+use crate::secret::constant_time_eq;
+pub use crate::secret::Secret;
 
 /// The header carrying a channel's shared secret.
 pub const SECRET_HEADER: &str = "x-tamtam-secret";
@@ -38,43 +40,6 @@ pub const DEFAULT_HMAC_WINDOW_SECS: u64 = 300;
 pub const REFUSAL_LOG_CAP: usize = 1024;
 /// How long [`RefusalLog`] stays quiet about one source after logging it, in seconds.
 const REFUSAL_LOG_PERIOD_SECS: i64 = 60;
-
-/// A secret from the configuration: compared in constant time, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, for the few places that must send it (a delivery-report URL).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether `offered` is this secret, in time that does not depend on where they differ.
-    pub fn matches(&self, offered: &[u8]) -> bool {
-        constant_time_eq(self.0.as_bytes(), offered)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Equality of two byte strings in time independent of their contents: their SHA-256
-/// digests (same length whatever the inputs) are compared without an early exit.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    let diff = x
-        .iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q));
-    std::hint::black_box(diff) == 0
-}
 
 /// The HMAC-SHA256 mechanism: a key and the replay window.
 #[derive(Debug, Clone)]

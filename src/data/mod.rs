@@ -43,6 +43,7 @@ pub use self::config::{is_field_name, resolve_path, FieldMap, RawSource, SourceC
 pub use self::file::FileSource;
 pub use self::http::{HttpSource, HttpSourceConfig, HTTP_SOURCE_TIMEOUT};
 pub use self::redis::{RedisSource, RedisSourceConfig, REDIS_SOURCE_TIMEOUT};
+pub use crate::secret::Secret;
 
 /// A configured data source.
 #[derive(Debug, Clone)]
@@ -171,28 +172,6 @@ fn field_names(fields: Option<&FieldMap>) -> Vec<String> {
         .flatten()
         .map(|(name, _)| name.clone())
         .collect()
-}
-
-/// A value that must never reach a log: an API token, a URL with a password.
-/// `Debug` prints `***`; [`Secret::expose`] gives the value to whoever sends it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The value, to send it (never to log it).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// A text with the lookup key in it: `conso:{key}`, `https://api/v1/usage/{msisdn}`.

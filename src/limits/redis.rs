@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{BucketKey, LimitError, Rate, DAY_COUNTER_TTL};
@@ -76,16 +76,7 @@ impl RedisLimiter {
     /// Prepares a limiter on `url` with keys under `prefix`; connects on first use.
     /// `timeout` bounds each call.
     pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<RedisLimiter, LimitError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| LimitError::Unavailable(format!("invalid Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_lazy(config)
-            .map_err(unavailable)?;
+        let conn = crate::session::lazy_manager(url, timeout).map_err(LimitError::Unavailable)?;
         Ok(RedisLimiter {
             conn,
             prefix: prefix.to_string(),

@@ -19,7 +19,7 @@ mod redis;
 use std::time::Duration;
 
 pub use memory::{MemoryStore, DEFAULT_CAPACITY, DEFAULT_MESSAGE_IDS};
-pub use redis::RedisStore;
+pub use redis::{lazy_manager, RedisStore};
 
 /// A store failure (Redis unreachable, timed out, or answered nonsense).
 #[derive(Debug, thiserror::Error)]

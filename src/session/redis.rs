@@ -65,20 +65,26 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// A connection to the gateway's Redis as the hop path uses it (the session store, the rate
+/// limiter): made on first use, so the gateway starts while Redis is down; every command
+/// bounded by `timeout`; one reconnection attempt, so a dead Redis fails a hop quickly.
+pub fn lazy_manager(url: &str, timeout: Duration) -> Result<ConnectionManager, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("invalid Redis URL: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    client
+        .get_connection_manager_lazy(config)
+        .map_err(|e| e.to_string())
+}
+
 impl RedisStore {
     /// Prepares a store for `url` (`redis://host:port/db`). Connects on first use.
     /// `timeout` bounds each command, so a stuck Redis never wedges a hop.
     pub fn open(url: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_lazy(config)
-            .map_err(unavailable)?;
+        let conn = lazy_manager(url, timeout).map_err(StoreError::Unavailable)?;
         Ok(RedisStore {
             conn,
             commit: std::sync::Arc::new(redis::Script::new(COMMIT)),
