@@ -8,15 +8,18 @@
 //! - [`menu`]: menus as data and the pure engine that walks them (no I/O).
 //! - [`adapters`]: the wire formats, one file per dialect, to and from [`message`].
 //! - [`auth`]: who may call a webhook: secrets, Basic, allow-lists, HMAC (no HTTP here).
-//! - [`session`]: the store contract (in memory, Redis) and the session record.
+//! - [`session`]: the byte store (in memory, Redis), its keys and guarded commits.
 //! - [`data`]: data sources for lookups (consumption).
 //! - [`outbox`]: the durable outbound SMS queue, its senders and delivery reports.
 //! - [`limits`]: abuse limits: rate per subscriber and source, SMS destinations and daily cap.
 //! - [`gateway`]: one hop end to end: tenant, session, engine, lookups.
-//! - [`server`]: HTTP (axum), health and readiness.
+//! - [`server`]: HTTP (axum): the accept loop, the public and admin routers.
 //! - [`config`]: `config/tamtam.toml`, checked.
 //! - [`app`]: the composition root: what every command loads, and the wiring of a gateway.
 //! - [`cli`]: `serve`, `check`, `simulate`, `outbox`.
+//! - [`message`], [`diagnostic`], [`template`], [`secret`], [`hours`]: the vocabulary the
+//!   rest shares (hops and replies, problem reports, `{placeholder}` texts, secrets, opening
+//!   hours).
 
 pub mod adapters;
 pub mod app;
