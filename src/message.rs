@@ -82,7 +82,7 @@ pub struct SmsReply {
 
 impl SmsReply {
     /// A reply, measured. An empty text becomes a single space: Kannel would otherwise send
-    /// "<Empty reply from service provider>" to the phone.
+    /// `<Empty reply from service provider>` to the phone.
     pub fn new(text: String) -> SmsReply {
         let text = if text.trim().is_empty() {
             " ".to_string()

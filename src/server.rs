@@ -17,7 +17,7 @@
 //! which has no knob for what a slow or idle client may cost: it caps open connections (a
 //! semaphore, as mini-redis does), closes a connection whose request head is late or which
 //! sits idle, hands each request its peer address (`ConnectInfo<SocketAddr>`) and the
-//! body-read timeout [`read`] applies, and shuts down gracefully.
+//! body-read timeout `read` applies, and shuts down gracefully.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
