@@ -128,12 +128,15 @@ pub fn router(
         }
         let auth = Arc::new(channel.auth.clone());
         router = match channel.dialect.family() {
-            Family::Ussd(dialect) => router.route(
-                &channel.path,
-                any(move |State(state): State<Arc<AppState>>, req: Request| {
-                    ussd(state, dialect, auth.clone(), req)
-                }),
-            ),
+            Family::Ussd(dialect) => {
+                let budget = channel.hop_timeout;
+                router.route(
+                    &channel.path,
+                    any(move |State(state): State<Arc<AppState>>, req: Request| {
+                        ussd(state, dialect, auth.clone(), budget, req)
+                    }),
+                )
+            }
             Family::Sms(dialect) => match dialect.ack() {
                 Some(ack) => {
                     let sender = Arc::new(channel.sender.clone().unwrap_or_default());
@@ -334,10 +337,12 @@ async fn accept<T>(
     })
 }
 
+/// A USSD hop, within `budget`: the time budget of the channel it came on.
 async fn ussd(
     state: Arc<AppState>,
     dialect: UssdDialect,
     auth: Arc<ChannelAuth>,
+    budget: std::time::Duration,
     req: Request,
 ) -> Response {
     let started = Instant::now();
@@ -348,7 +353,7 @@ async fn ussd(
         };
     let (reply, outcome) = state
         .gateway
-        .ussd_from(peer, dialect.name(), &inbound)
+        .ussd_from(peer, dialect.name(), &inbound, budget)
         .await;
     tracing::info!(
         dialect = dialect.name(),

@@ -5,9 +5,15 @@
 //! Safe by default: on a listener that is not loopback, a channel must authenticate (a
 //! secret, Basic, an allow-list, an HMAC, or Twilio's signature) or say
 //! `unauthenticated = true`; [`check_open`] makes anything else a configuration error.
+//!
+//! Each USSD channel has its own time budget (`hop_timeout_ms`, else the global one): an
+//! aggregator gives up on an answer after its own limit (Hubtel asks for one within 5 s,
+//! Africa's Talking waits 15 s), and a budget above that limit is an error, since the
+//! subscriber would see the aggregator's failure instead of the tenant's polite text.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -37,6 +43,7 @@ pub(super) struct RawChannel {
     hmac_window_secs: Option<u64>,
     #[serde(default)]
     unauthenticated: bool,
+    hop_timeout_ms: Option<u64>,
 }
 
 /// A webhook endpoint: the dialect that answers on a path.
@@ -53,13 +60,34 @@ pub struct Mount {
     pub sender: Option<String>,
     /// Who may call it (secrets resolved from `${NAME}`).
     pub auth: ChannelAuth,
+    /// How long a hop on this channel may take before the subscriber gets the tenant's
+    /// `unavailable` text (a lookup gets half of it): the channel's `hop_timeout_ms`, else
+    /// the global one. USSD channels only; SMS webhooks use the global budget.
+    pub hop_timeout: Duration,
+}
+
+/// The published answer limits of the aggregators whose dialects tamtam speaks, in
+/// milliseconds: a channel's budget may not exceed its aggregator's. Hubtel: "respond
+/// promptly (<= 5s for USSD applications)" (hubtel/programmable-services-sdk-dotnet,
+/// README). Africa's Talking: 10 s to connect, 15 s to answer
+/// (help.africastalking.com/en/articles/1284071). tamtam's own JSON dialect has no limit
+/// but the operator's gateway's.
+pub fn published_limit(dialect: Dialect) -> Option<Duration> {
+    match dialect {
+        Dialect::Hubtel => Some(Duration::from_millis(5_000)),
+        Dialect::AfricasTalking => Some(Duration::from_millis(15_000)),
+        _ => None,
+    }
 }
 
 /// Checks every `[[channel]]`: a known dialect, a unique path starting with `/`, the
-/// Twilio-only options on Twilio only; at least one channel.
+/// Twilio-only options on Twilio only, a time budget (`hop_timeout`, the global
+/// `hop_timeout_ms`, when the channel sets none) on USSD channels only and within the
+/// aggregator's published limit; at least one channel.
 pub(super) fn check(
     raw: Vec<RawChannel>,
     env: &dyn Fn(&str) -> Option<String>,
+    hop_timeout: Duration,
     problems: &mut Problems,
 ) -> Vec<Mount> {
     let mut mounts = Vec::new();
@@ -102,6 +130,7 @@ pub(super) fn check(
             );
         }
         let auth = check_auth(&c, dialect, env, problems);
+        let hop_timeout = check_budget(&c, dialect, hop_timeout, problems);
         mounts.push(Mount {
             dialect,
             path: c.path,
@@ -109,12 +138,64 @@ pub(super) fn check(
             auth_token_env: c.auth_token_env,
             sender: c.sender,
             auth,
+            hop_timeout,
         });
     }
     if mounts.is_empty() {
         problems.error("channel", "no [[channel]]: mount at least one dialect");
     }
     mounts
+}
+
+/// The budget a data source's `timeout_ms` is checked against: the largest of the global
+/// `hop_timeout_ms` (SMS webhooks, the simulator) and every channel's, since every channel
+/// reaches every tenant. A source slower than half of a smaller channel's budget is cut
+/// there by the gateway (the screen's `failed`, or the tenant's `unavailable` text) and
+/// still answers on the channels that wait longer.
+pub(super) fn largest_budget(mounts: &[Mount], global: Duration) -> Duration {
+    mounts
+        .iter()
+        .map(|m| m.hop_timeout)
+        .fold(global, Duration::max)
+}
+
+/// A channel's time budget: its `hop_timeout_ms` (at least 1, on a USSD dialect, within
+/// the aggregator's published limit), else `default`.
+fn check_budget(
+    c: &RawChannel,
+    dialect: Dialect,
+    default: Duration,
+    problems: &mut Problems,
+) -> Duration {
+    let Some(ms) = c.hop_timeout_ms else {
+        return default;
+    };
+    let path = &c.path;
+    let budget = Duration::from_millis(ms);
+    if dialect.channel() != crate::message::Channel::Ussd {
+        problems.error(
+            "channel",
+            format!(
+                "{path}: `hop_timeout_ms` applies to USSD channels, not {} (SMS webhooks use the global `hop_timeout_ms`)",
+                dialect.name()
+            ),
+        );
+    } else if ms == 0 {
+        problems.error(
+            "channel",
+            format!("{path}: `hop_timeout_ms` must be at least 1"),
+        );
+    } else if let Some(limit) = published_limit(dialect).filter(|l| budget > *l) {
+        problems.error(
+            "channel",
+            format!(
+                "{path}: `hop_timeout_ms` ({ms}) is more than {} waits for an answer ({} ms): the subscriber would see its failure, not the tenant's text",
+                dialect.name(),
+                limit.as_millis()
+            ),
+        );
+    }
+    budget
 }
 
 /// A channel's authentication: secrets read from the environment, blocks parsed, HMAC on
@@ -405,6 +486,60 @@ unauthenticated = true
                 "{needle} in {all:#?}"
             );
         }
+    }
+
+    #[test]
+    fn each_ussd_channel_has_its_own_budget_within_its_aggregators_limit() {
+        let c = parse(&format!(
+            "hop_timeout_ms = 3000\n[[channel]]\ndialect = \"hubtel\"\npath = \"/h\"\nhop_timeout_ms = 2000\n[[channel]]\ndialect = \"africas_talking\"\npath = \"/at\"\nhop_timeout_ms = 15000\n{MINIMAL}"
+        ))
+        .unwrap();
+        let budget = |path: &str| {
+            c.channels
+                .iter()
+                .find(|m| m.path == path)
+                .map(|m| m.hop_timeout.as_millis())
+        };
+        assert_eq!(budget("/h"), Some(2000));
+        assert_eq!(budget("/at"), Some(15000), "Africa's Talking waits 15 s");
+        assert_eq!(budget("/ussd/json"), Some(3000), "unset: the global budget");
+        assert_eq!(c.hop_timeout.as_millis(), 3000);
+
+        let all = problems(&format!(
+            "[[channel]]\ndialect = \"hubtel\"\npath = \"/h\"\nhop_timeout_ms = 5001\n[[channel]]\ndialect = \"africas_talking\"\npath = \"/at\"\nhop_timeout_ms = 16000\n[[channel]]\ndialect = \"kannel\"\npath = \"/k\"\nhop_timeout_ms = 1000\n[[channel]]\ndialect = \"json\"\npath = \"/j\"\nhop_timeout_ms = 0\n{TENANT}"
+        ));
+        for needle in [
+            "t.toml:channel: error: /h: `hop_timeout_ms` (5001) is more than hubtel waits for an answer (5000 ms)",
+            "t.toml:channel: error: /at: `hop_timeout_ms` (16000) is more than africas_talking waits for an answer (15000 ms)",
+            "t.toml:channel: error: /k: `hop_timeout_ms` applies to USSD channels, not kannel",
+            "t.toml:channel: error: /j: `hop_timeout_ms` must be at least 1",
+        ] {
+            assert!(
+                all.iter().any(|p| p.starts_with(needle)),
+                "{needle} in {all:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_data_source_is_checked_against_the_largest_budget_of_the_channels() {
+        let with = |channel_budget: &str| {
+            problems(&format!(
+                "hop_timeout_ms = 2000\n[[channel]]\ndialect = \"africas_talking\"\npath = \"/at\"\n{channel_budget}\n[[tenant]]\nid = \"t\"\nmenu = \"t.toml\"\nussd_codes = [\"*1#\"]\n[[tenant.source]]\nname = \"conso\"\nkind = \"http\"\nurl = \"http://billing.example/{{key}}\"\ntimeout_ms = 3000\n"
+            ))
+        };
+        let all = with("");
+        assert!(
+            all.iter().any(|p| p.contains(
+                "data source `conso`: `timeout_ms` (3000) is more than the gateway gives a lookup"
+            )),
+            "half of the global 2000: {all:#?}"
+        );
+        assert_eq!(
+            with("hop_timeout_ms = 8000"),
+            Vec::<String>::new(),
+            "half of the Africa's Talking channel's 8000"
+        );
     }
 
     #[test]

@@ -218,7 +218,7 @@ impl Config {
             .hop_timeout_ms
             .map_or(DEFAULT_HOP_TIMEOUT, Duration::from_millis);
         let session = settings::check_session(raw.session, &mut problems);
-        let channels = channel::check(raw.channel, &env, &mut problems);
+        let channels = channel::check(raw.channel, &env, hop_timeout, &mut problems);
         channel::check_open(&channels, &listen, &mut problems);
         let admin_listen = check_admin_listen(
             overrides.admin_listen.clone().or(raw.admin_listen),
@@ -229,7 +229,7 @@ impl Config {
         let sources = SourceContext {
             base,
             redis_url: redis_url.as_deref(),
-            hop_timeout,
+            hop_timeout: channel::largest_budget(&channels, hop_timeout),
             env: &env,
         };
         let tenants = tenant::check(raw.tenant, &sources, &mut problems);

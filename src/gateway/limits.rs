@@ -46,12 +46,14 @@ impl Gateway {
         &self.limiter
     }
 
-    /// [`Gateway::ussd`] for a caller at `peer`, under the inbound limits.
+    /// [`Gateway::ussd_within`] for a caller at `peer`, under the inbound limits, within
+    /// `budget` (the channel's).
     pub async fn ussd_from(
         &self,
         peer: Option<IpAddr>,
         dialect: &str,
         inbound: &Inbound,
+        budget: std::time::Duration,
     ) -> (Reply, Outcome) {
         if let Err(refusal) = self.limiter.admit(peer, &inbound.msisdn).await {
             let policy = self
@@ -60,7 +62,7 @@ impl Gateway {
             let text = policy.apply(refusal.ussd_text()).into_owned();
             return (Reply::end(text), Outcome::Limited);
         }
-        self.ussd(dialect, inbound).await
+        self.ussd_within(dialect, inbound, budget).await
     }
 
     /// [`Gateway::sms`] for a caller at `peer`, under the inbound limits, answered only

@@ -261,14 +261,31 @@ impl Gateway {
             })
     }
 
-    /// Carries out the engine's lookups until it shows a screen.
+    /// Carries out the engine's lookups until it shows a screen, each lookup bounded by
+    /// half of the global `hop_timeout_ms`.
     async fn run(
         &self,
         tenant: &Tenant,
         channel: Channel,
         state: &mut State,
         msisdn: &str,
+        step: Step,
+    ) -> (String, bool) {
+        let patience = self.hop_timeout / 2;
+        self.run_within(tenant, channel, state, msisdn, step, patience)
+            .await
+    }
+
+    /// [`Gateway::run`] with each lookup bounded by `patience` (half of the hop's budget,
+    /// which is the channel's).
+    async fn run_within(
+        &self,
+        tenant: &Tenant,
+        channel: Channel,
+        state: &mut State,
+        msisdn: &str,
         mut step: Step,
+        patience: Duration,
     ) -> (String, bool) {
         let mut lookups = 0;
         loop {
@@ -279,7 +296,8 @@ impl Gateway {
                     let outcome = if lookups > MAX_LOOKUPS_PER_HOP {
                         LookupOutcome::Failed
                     } else {
-                        self.lookup(tenant, &effect.source, &effect.key).await
+                        self.lookup(tenant, &effect.source, &effect.key, patience)
+                            .await
                     };
                     step = menu::lookup_done(&tenant.menu, channel, state, msisdn, outcome);
                 }
@@ -287,14 +305,20 @@ impl Gateway {
         }
     }
 
-    /// One lookup, bounded by half the hop's budget; a missing source or a slow one fails
-    /// the lookup (the menu shows its failure screen), never the hop.
-    async fn lookup(&self, tenant: &Tenant, source: &str, key: &str) -> LookupOutcome {
+    /// One lookup, bounded by `patience` (half the hop's budget); a missing source or a
+    /// slow one fails the lookup (the menu shows its failure screen), never the hop.
+    async fn lookup(
+        &self,
+        tenant: &Tenant,
+        source: &str,
+        key: &str,
+        patience: Duration,
+    ) -> LookupOutcome {
         let Some(src) = tenant.sources.get(source) else {
             tracing::error!(source, "lookup on an unconfigured data source");
             return LookupOutcome::Failed;
         };
-        match tokio::time::timeout(self.hop_timeout / 2, src.lookup(key)).await {
+        match tokio::time::timeout(patience, src.lookup(key)).await {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::warn!(source, "data source too slow");

@@ -184,8 +184,21 @@ struct HopKeys {
 }
 
 impl Gateway {
-    /// Serves one USSD hop. Always answers; the outcome is for logs.
+    /// Serves one USSD hop within the global `hop_timeout_ms`. Always answers; the outcome
+    /// is for logs.
     pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
+        self.ussd_within(dialect, inbound, self.hop_timeout).await
+    }
+
+    /// Serves one USSD hop within `budget` (the time budget of the channel it came on,
+    /// `Mount::hop_timeout`): past it, the tenant's `unavailable` text; a lookup gets half
+    /// of it. Always answers; the outcome is for logs.
+    pub async fn ussd_within(
+        &self,
+        dialect: &str,
+        inbound: &Inbound,
+        budget: std::time::Duration,
+    ) -> (Reply, Outcome) {
         let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
             return (
                 Reply::end(transliterate(UNKNOWN_SERVICE)),
@@ -200,10 +213,7 @@ impl Gateway {
             msisdn = %mask_msisdn(&inbound.msisdn),
             session = %inbound.session_id,
         );
-        let hop = tokio::time::timeout(
-            self.hop_timeout,
-            self.hop(tenant, prefill, dialect, inbound),
-        );
+        let hop = tokio::time::timeout(budget, self.hop(tenant, prefill, dialect, inbound, budget));
         async {
             match hop.await {
                 Ok(done) => done,
@@ -230,6 +240,7 @@ impl Gateway {
         prefill: Vec<String>,
         dialect: &str,
         inbound: &Inbound,
+        budget: std::time::Duration,
     ) -> (Reply, Outcome) {
         if too_long(&inbound.service_code, &inbound.hop, prefill.len()) {
             return self.too_long(tenant);
@@ -271,7 +282,7 @@ impl Gateway {
             let now = self.local_now(tenant);
             let (mut state, step) = enter(&tenant.menu, &run, resume, inbound, now);
             let (text, end) = self
-                .run(tenant, Channel::Ussd, &mut state, msisdn, step)
+                .run_within(tenant, Channel::Ussd, &mut state, msisdn, step, budget / 2)
                 .await;
             let reply = Reply { text, end };
             let outgoing = std::mem::take(&mut state.outgoing);

@@ -428,6 +428,7 @@ async fn secrets_never_reach_the_logs_and_refusals_are_logged_once_per_source() 
         auth_token_env: None,
         sender: None,
         auth: ChannelAuth::default(),
+        hop_timeout: tamtam::config::DEFAULT_HOP_TIMEOUT,
     });
     let server = Server::build(config, test_options()).await;
     let hubtel = r#"{"Type":"Initiation","SessionId":"s","Mobile":"2250700000001","Message":"*144#","ServiceCode":"144","Sequence":1}"#;

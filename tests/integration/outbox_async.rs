@@ -108,6 +108,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
             auth_token_env: None,
             auth: Default::default(),
             sender: Some("at".into()),
+            hop_timeout: tamtam::config::DEFAULT_HOP_TIMEOUT,
         },
     );
     crate::support::mount(
@@ -119,6 +120,7 @@ async fn async_gateway(name: &str) -> (Server, Worker, FakeProvider, FakeProvide
             auth_token_env: None,
             auth: Default::default(),
             sender: Some("jasmin".into()),
+            hop_timeout: tamtam::config::DEFAULT_HOP_TIMEOUT,
         },
     );
     let store = tamtam::session::Store::Redis(
@@ -290,6 +292,7 @@ async fn an_incoming_sms_that_cannot_be_queued_is_refused_with_a_503() {
             auth_token_env: None,
             auth: Default::default(),
             sender: Some("jasmin".into()),
+            hop_timeout: tamtam::config::DEFAULT_HOP_TIMEOUT,
         },
     );
     crate::support::replace_sender(
