@@ -56,6 +56,8 @@ enum Answer {
     Status(u16),
     /// Never answers (waits on a semaphore nobody releases).
     Hang,
+    /// Answers this document once the test lets it (a permit of the semaphore).
+    Released(Value),
 }
 
 struct Api {
@@ -150,6 +152,17 @@ async fn answer(State(api): State<Arc<Api>>, request: Request) -> Response {
             // Returns only when the test is over (the semaphore is closed).
             let _ = api.gate.acquire().await;
             StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Answer::Released(v) => {
+            if let Ok(permit) = api.gate.acquire().await {
+                permit.forget();
+            }
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                v.to_string(),
+            )
+                .into_response()
         }
     }
 }
@@ -511,6 +524,13 @@ async fn http_source_cache_serves_found_and_missing_without_a_request() {
 /// The shipped gateway (in-memory sessions) with opt-nc's `conso` source replaced by an http
 /// source on `api`.
 async fn gateway_with_http_conso(api: &MockApi) -> Server {
+    let config = config_with_http_conso(api, Duration::from_millis(1000));
+    Server::start_with(config, Store::Memory(MemoryStore::new())).await
+}
+
+/// The shipped configuration with opt-nc's `conso` source replaced by an http source on
+/// `api`, whose own time limit is `timeout`.
+fn config_with_http_conso(api: &MockApi, timeout: Duration) -> tamtam::config::Config {
     let mut config = shipped_config(None);
     let tenant = config
         .tenants
@@ -530,9 +550,9 @@ async fn gateway_with_http_conso(api: &MockApi) -> Server {
         ("data_mb", "/usage/data/mb"),
         ("credit", "/balance"),
     ]));
-    http.timeout = Duration::from_millis(1000);
+    http.timeout = timeout;
     *conso = SourceConfig::Http(http);
-    Server::start_with(config, Store::Memory(MemoryStore::new())).await
+    config
 }
 
 #[tokio::test]
@@ -578,4 +598,48 @@ async fn ussd_consumption_with_a_hanging_api_ends_politely() {
         assert!(screen.end, "a polite END: {screen:?}");
         assert_eq!(screen.text, unavailable);
     }
+}
+
+/// Part 3 of issue 11: each channel's budget. The Hubtel channel gives a hop 400 ms (a
+/// lookup 200), the JSON channel 4 s (a lookup 2 s); the API answers only when the test
+/// lets it, which it does once the Hubtel hop has answered. The Hubtel subscriber gets the
+/// tenant's `unavailable` text (the JSON hop is still waiting then, or the API would have
+/// answered Hubtel too), and the JSON subscriber, whose hop is still within its budget,
+/// gets the consumption.
+#[tokio::test]
+async fn a_channel_with_a_small_budget_gives_up_where_a_larger_one_still_gets_the_answer() {
+    let api = MockApi::start(Answer::Released(usage(321))).await;
+    let mut config = config_with_http_conso(&api, Duration::from_millis(2000));
+    for channel in &mut config.channels {
+        match channel.dialect {
+            Dialect::Hubtel => channel.hop_timeout = Duration::from_millis(400),
+            Dialect::Json => channel.hop_timeout = Duration::from_millis(4000),
+            _ => {}
+        }
+    }
+    let server = Server::start_with(config, Store::Memory(MemoryStore::new())).await;
+    let tenants = shipped_tenants(&server.config);
+    let opt = tenants.iter().find(|t| t.config.id == "opt-nc").unwrap();
+    let unavailable = opt.menu.texts(Channel::Ussd).unavailable.clone();
+
+    let mut patient = Phone::new(&server, Dialect::Json, "*100#", "+687700001");
+    patient.dial().await;
+    patient.send("1").await;
+    let waiting = tokio::spawn(async move { patient.send("1").await });
+
+    let mut hurried = Phone::new(&server, Dialect::Hubtel, "*100#", "+687700002");
+    hurried.dial().await;
+    hurried.send("1").await;
+    let cut = bounded("a hop on the small budget", hurried.send("1")).await;
+    assert!(cut.end, "{cut:?}");
+    assert_eq!(cut.text, unavailable, "the small budget gave up: {cut:?}");
+
+    // Now the API answers every request waiting on it.
+    api.api.gate.add_permits(8);
+    let conso = bounded("a hop on the large budget", waiting)
+        .await
+        .expect("the patient hop");
+    assert_eq!(conso.status, 200);
+    assert!(conso.text.contains("Appels : 321 min"), "{conso:?}");
+    assert!(conso.end, "{conso:?}");
 }
