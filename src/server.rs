@@ -351,10 +351,15 @@ async fn ussd(
             Ok(accepted) => accepted,
             Err(rejected) => return rejected,
         };
-    let (reply, outcome) = state
+    let (reply, outcome, late) = state
         .gateway
         .ussd_from(peer, dialect.name(), &inbound, budget)
         .await;
+    if let Some(late) = late {
+        // The answer by SMS, off the hop: the subscriber has their END already.
+        let state = state.clone();
+        tokio::spawn(async move { state.gateway.finish_late(late).await });
+    }
     tracing::info!(
         dialect = dialect.name(),
         service = %inbound.service_code,

@@ -54,13 +54,13 @@ impl Gateway {
         dialect: &str,
         inbound: &Inbound,
         budget: std::time::Duration,
-    ) -> (Reply, Outcome) {
+    ) -> (Reply, Outcome, Option<super::LateLookup>) {
         if let Err(refusal) = self.limiter.admit(peer, &inbound.msisdn).await {
             let policy = self
                 .resolve(&inbound.service_code)
                 .map_or(TextPolicy::Transliterate, |(t, _)| t.menu.policy);
             let text = policy.apply(refusal.ussd_text()).into_owned();
-            return (Reply::end(text), Outcome::Limited);
+            return (Reply::end(text), Outcome::Limited, None);
         }
         self.ussd_within(dialect, inbound, budget).await
     }

@@ -22,12 +22,14 @@ mod tenants;
 mod ussd;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, SessionSettings};
 use crate::limits::Limiter;
-use crate::menu::{self, Channel, LookupOutcome, State, Step};
+use crate::menu::{self, Channel, Effect, LookupOutcome, State, Step};
 use crate::message::dial_parts;
 use crate::outbox::{OutMessage, Outbox, OutboxError};
 use crate::session::{Store, StoreError};
@@ -72,6 +74,9 @@ pub enum Outcome {
     Limited,
     /// An SMS to send refused by the tenant's destinations or daily cap.
     Refused,
+    /// A `late = "sms"` lookup slower than the hop allows: the session ended with
+    /// `sms_later`, and the answer follows by SMS ([`Gateway::finish_late`]).
+    Late,
 }
 
 impl Outcome {
@@ -91,6 +96,7 @@ impl Outcome {
             Outcome::Contended => "contended",
             Outcome::Limited => "limited",
             Outcome::Refused => "refused",
+            Outcome::Late => "late",
         }
     }
 }
@@ -105,6 +111,35 @@ pub enum NotServed {
     /// The SMS ran out of its time budget, or the store failed while planning it.
     #[error("could not serve the message; {0}")]
     Outcome(&'static str),
+}
+
+/// A lookup still running when its hop had to answer (a `late = "sms"` screen): handed to
+/// whoever can run it past the hop (the server spawns [`Gateway::finish_late`]), only by
+/// the copy of the hop whose commit won, so the answer is sent once.
+pub struct LateLookup {
+    /// The tenant's id (a menu swapped meanwhile is read by screen names).
+    tenant: String,
+    /// The session as it waited on the lookup, by screen names.
+    state: records::StateRecord,
+    msisdn: String,
+    /// The lookup itself, bounded by the source's own time limit.
+    lookup: Pin<Box<dyn Future<Output = LookupOutcome> + Send>>,
+}
+
+impl std::fmt::Debug for LateLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LateLookup")
+            .field("tenant", &self.tenant)
+            .field("screen", &self.state.screen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a lookup came to within the hop's patience.
+enum Looked {
+    Done(LookupOutcome),
+    /// Too slow, on a `late = "sms"` screen: the lookup, still running.
+    Late(Pin<Box<dyn Future<Output = LookupOutcome> + Send>>),
 }
 
 /// Everything a hop needs, shared by all requests.
@@ -272,12 +307,16 @@ impl Gateway {
         step: Step,
     ) -> (String, bool) {
         let patience = self.hop_timeout / 2;
-        self.run_within(tenant, channel, state, msisdn, step, patience)
-            .await
+        let (text, end, _) = self
+            .run_within(tenant, channel, state, msisdn, step, patience)
+            .await;
+        (text, end)
     }
 
     /// [`Gateway::run`] with each lookup bounded by `patience` (half of the hop's budget,
-    /// which is the channel's).
+    /// which is the channel's). On USSD, a `late = "sms"` lookup slower than that ends
+    /// the session with `sms_later` and comes back still running, for the caller to hand
+    /// on once its commit won.
     async fn run_within(
         &self,
         tenant: &Tenant,
@@ -286,18 +325,31 @@ impl Gateway {
         msisdn: &str,
         mut step: Step,
         patience: Duration,
-    ) -> (String, bool) {
+    ) -> (String, bool, Option<LateLookup>) {
         let mut lookups = 0;
         loop {
             match step {
-                Step::Show { text, end } => return (text, end),
+                Step::Show { text, end } => return (text, end, None),
                 Step::Lookup(effect) => {
                     lookups += 1;
+                    let late = effect.late_sms && channel == Channel::Ussd;
                     let outcome = if lookups > MAX_LOOKUPS_PER_HOP {
                         LookupOutcome::Failed
                     } else {
-                        self.lookup(tenant, &effect.source, &effect.key, patience)
-                            .await
+                        match self.lookup(tenant, &effect, patience, late).await {
+                            Looked::Done(outcome) => outcome,
+                            Looked::Late(lookup) => {
+                                tracing::info!(source = %effect.source, "data source too slow for the hop; the answer will follow by SMS");
+                                let late = LateLookup {
+                                    tenant: tenant.config.id.clone(),
+                                    state: records::StateRecord::from_state(state, &tenant.menu),
+                                    msisdn: msisdn.to_string(),
+                                    lookup,
+                                };
+                                let text = tenant.menu.texts.sms_later.clone();
+                                return (text, true, Some(late));
+                            }
+                        }
                     };
                     step = menu::lookup_done(&tenant.menu, channel, state, msisdn, outcome);
                 }
@@ -305,24 +357,63 @@ impl Gateway {
         }
     }
 
+    /// Finishes a late lookup, past its hop: awaits it (bounded by the source's own time
+    /// limit), renders the answer as an SMS through the engine ([`menu::late_sms`]) and
+    /// queues it to the caller through [`Gateway::enqueue`] (the tenant's destinations and
+    /// daily cap apply). A failed lookup sends nothing.
+    pub async fn finish_late(&self, late: LateLookup) {
+        let outcome = late.lookup.await;
+        let Some(tenant) = self.tenants.iter().find(|t| t.config.id == late.tenant) else {
+            return;
+        };
+        let state = late.state.to_state(&tenant.menu);
+        let Some(text) = menu::late_sms(&tenant.menu, &state, &late.msisdn, outcome) else {
+            tracing::warn!("late lookup failed; no answer by SMS");
+            return;
+        };
+        let (Some(sender), Some(from)) =
+            (&tenant.config.sms_sender, tenant.config.sms_codes.first())
+        else {
+            return; // the loader refuses such a menu
+        };
+        match self
+            .send_sms(&tenant.config.id, sender, from, &late.msisdn, text, None)
+            .await
+        {
+            Ok(_) => tracing::info!("late answer queued by SMS"),
+            Err(e) => tracing::warn!(cause = %e, "could not queue a late answer by SMS"),
+        }
+    }
+
     /// One lookup, bounded by `patience` (half the hop's budget); a missing source or a
-    /// slow one fails the lookup (the menu shows its failure screen), never the hop.
+    /// slow one fails the lookup (the menu shows its failure screen), never the hop. When
+    /// `late`, a slow lookup comes back still running instead.
     async fn lookup(
         &self,
         tenant: &Tenant,
-        source: &str,
-        key: &str,
+        effect: &Effect,
         patience: Duration,
-    ) -> LookupOutcome {
+        late: bool,
+    ) -> Looked {
+        let source = effect.source.as_str();
         let Some(src) = tenant.sources.get(source) else {
             tracing::error!(source, "lookup on an unconfigured data source");
-            return LookupOutcome::Failed;
+            return Looked::Done(LookupOutcome::Failed);
         };
-        match tokio::time::timeout(patience, src.lookup(key)).await {
-            Ok(outcome) => outcome,
+        if late {
+            let (src, key) = (src.clone(), effect.key.clone());
+            let mut running: Pin<Box<dyn Future<Output = LookupOutcome> + Send>> =
+                Box::pin(async move { src.lookup(&key).await });
+            return match tokio::time::timeout(patience, &mut running).await {
+                Ok(outcome) => Looked::Done(outcome),
+                Err(_) => Looked::Late(running),
+            };
+        }
+        match tokio::time::timeout(patience, src.lookup(&effect.key)).await {
+            Ok(outcome) => Looked::Done(outcome),
             Err(_) => {
                 tracing::warn!(source, "data source too slow");
-                LookupOutcome::Failed
+                Looked::Done(LookupOutcome::Failed)
             }
         }
     }

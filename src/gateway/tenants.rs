@@ -47,6 +47,7 @@ fn load_tenant(
         policy: t.ussd_text,
         sms_policy: t.sms_text,
         limits: t.ussd_limits,
+        sms_max_segments: t.sms_max_segments,
         sources: t
             .sources
             .iter()
@@ -109,13 +110,15 @@ fn open_sources(
     sources
 }
 
-/// A menu that sends SMS needs a sender and a short code to send from.
+/// A menu that sends SMS (an `sms` screen, a `late = "sms"` lookup) needs a sender and a
+/// short code to send from.
 fn check_sms_sending(menu: &Menu, t: &TenantConfig, file: &str, problems: &mut Vec<Diagnostic>) {
-    let Some(screen) = menu
-        .screens
-        .iter()
-        .find(|s| matches!(s.kind, menu::Kind::Sms { .. }))
-    else {
+    let Some(screen) = menu.screens.iter().find(|s| {
+        matches!(
+            s.kind,
+            menu::Kind::Sms { .. } | menu::Kind::Lookup { late_sms: true, .. }
+        )
+    }) else {
         return;
     };
     if t.sms_sender.is_none() {

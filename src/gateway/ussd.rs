@@ -16,7 +16,7 @@
 use tracing::Instrument;
 
 use super::records::{ResumeRecord, SavedReply, SessionRecord, StateRecord, RECORD_VERSION};
-use super::{Gateway, Outcome, SendError, Tenant, EXPIRED, UNKNOWN_SERVICE};
+use super::{Gateway, LateLookup, Outcome, SendError, Tenant, EXPIRED, UNKNOWN_SERVICE};
 use crate::menu::{self, Channel, Menu, State, Step};
 use crate::message::{mask_msisdn, Hop, Inbound, Reply};
 use crate::session::{keys, Guard, StoreError, Write};
@@ -185,24 +185,32 @@ struct HopKeys {
 
 impl Gateway {
     /// Serves one USSD hop within the global `hop_timeout_ms`. Always answers; the outcome
-    /// is for logs.
+    /// is for logs. A late answer by SMS is finished here, before answering (the simulator
+    /// and tests; the server hands it to a task of its own instead).
     pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
-        self.ussd_within(dialect, inbound, self.hop_timeout).await
+        let (reply, outcome, late) = self.ussd_within(dialect, inbound, self.hop_timeout).await;
+        if let Some(late) = late {
+            self.finish_late(late).await;
+        }
+        (reply, outcome)
     }
 
     /// Serves one USSD hop within `budget` (the time budget of the channel it came on,
     /// `Mount::hop_timeout`): past it, the tenant's `unavailable` text; a lookup gets half
-    /// of it. Always answers; the outcome is for logs.
+    /// of it. Always answers; the outcome is for logs. A `late = "sms"` lookup too slow
+    /// for the hop comes back still running: the caller runs [`Gateway::finish_late`] on
+    /// it, off the hop. Only the copy of a hop whose commit won returns it.
     pub async fn ussd_within(
         &self,
         dialect: &str,
         inbound: &Inbound,
         budget: std::time::Duration,
-    ) -> (Reply, Outcome) {
+    ) -> (Reply, Outcome, Option<LateLookup>) {
         let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
             return (
                 Reply::end(transliterate(UNKNOWN_SERVICE)),
                 Outcome::UnknownService,
+                None,
             );
         };
         // Context for every log of the hop; the number masked, never the typed text.
@@ -213,27 +221,29 @@ impl Gateway {
             msisdn = %mask_msisdn(&inbound.msisdn),
             session = %inbound.session_id,
         );
-        let hop = tokio::time::timeout(budget, self.hop(tenant, prefill, dialect, inbound, budget));
-        async {
-            match hop.await {
-                Ok(done) => done,
-                Err(_) => {
-                    tracing::warn!("hop exceeded its time budget");
-                    (
-                        Reply::end(tenant.menu.texts.unavailable.clone()),
-                        Outcome::TimedOut,
-                    )
-                }
+        let mut late = None;
+        let hop = self.hop(tenant, prefill, dialect, inbound, budget, &mut late);
+        match tokio::time::timeout(budget, hop)
+            .instrument(span.clone())
+            .await
+        {
+            Ok((reply, outcome)) => (reply, outcome, late),
+            Err(_) => {
+                span.in_scope(|| tracing::warn!("hop exceeded its time budget"));
+                (
+                    Reply::end(tenant.menu.texts.unavailable.clone()),
+                    Outcome::TimedOut,
+                    None,
+                )
             }
         }
-        .instrument(span)
-        .await
     }
 
     /// Read, decide, run, then commit if nobody wrote the session in between; after losing
     /// such a race, the hop is worked out again on what the winner wrote (a copy of the
     /// same hop is then a retry). The SMS a screen asks for is queued only once the commit
-    /// won, so concurrent copies of a hop queue it once.
+    /// won, so concurrent copies of a hop queue it once; likewise a late lookup is put in
+    /// `late_out` only by the copy whose commit won.
     async fn hop(
         &self,
         tenant: &Tenant,
@@ -241,6 +251,7 @@ impl Gateway {
         dialect: &str,
         inbound: &Inbound,
         budget: std::time::Duration,
+        late_out: &mut Option<LateLookup>,
     ) -> (Reply, Outcome) {
         if too_long(&inbound.service_code, &inbound.hop, prefill.len()) {
             return self.too_long(tenant);
@@ -281,7 +292,7 @@ impl Gateway {
             // Run the engine, in the tenant's local time.
             let now = self.local_now(tenant);
             let (mut state, step) = enter(&tenant.menu, &run, resume, inbound, now);
-            let (text, end) = self
+            let (text, end, late) = self
                 .run_within(tenant, Channel::Ussd, &mut state, msisdn, step, budget / 2)
                 .await;
             let reply = Reply { text, end };
@@ -295,6 +306,10 @@ impl Gateway {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => return self.store_down(tenant, e),
+            }
+            if late.is_some() {
+                *late_out = late;
+                return (reply, Outcome::Late);
             }
             let reply = self
                 .send_follow_ups(

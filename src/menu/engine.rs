@@ -101,6 +101,9 @@ pub struct Effect {
     pub source: String,
     /// The record's key (the caller's number by default).
     pub key: String,
+    /// The screen says `late = "sms"`: if the source is too slow for the hop, the caller
+    /// may end the session with `sms_later` and send [`late_sms`] once the lookup is done.
+    pub late_sms: bool,
 }
 
 /// The outcome of a lookup.
@@ -216,6 +219,34 @@ pub fn lookup_done(
         Flow::Shown => drain(menu, channel, state, msisdn),
         Flow::Effect(e) => Step::Lookup(e),
         Flow::End(text) => Step::Show { text, end: true },
+    }
+}
+
+/// The SMS that answers a `late = "sms"` lookup once it is done: on the SMS channel, the
+/// screen the lookup leads to (its text filled from the record; the `missing` screen when
+/// there is no record), without choices, under the SMS text policy. `None` when the lookup
+/// failed (the subscriber gets nothing more: the session already ended, and a second
+/// apology would cost an SMS to say nothing), or when it leads to another lookup. `state`
+/// is the session as it waited on the lookup; it is not changed.
+pub fn late_sms(
+    menu: &Menu,
+    state: &State,
+    msisdn: &str,
+    outcome: LookupOutcome,
+) -> Option<String> {
+    // A menu swapped meanwhile may have sent the session elsewhere: nothing to answer.
+    let waiting = matches!(menu.screen(state.screen).kind, Kind::Lookup { .. });
+    if outcome == LookupOutcome::Failed || !waiting {
+        return None;
+    }
+    let mut probe = state.clone();
+    probe.pending.clear();
+    match lookup_done(menu, Channel::Sms, &mut probe, msisdn, outcome) {
+        Step::Show { .. } => {
+            let text = sms_plain_of(menu, &probe, msisdn);
+            (!text.is_empty()).then_some(text)
+        }
+        Step::Lookup(_) => None,
     }
 }
 
@@ -520,11 +551,17 @@ fn enter(menu: &Menu, channel: Channel, state: &mut State, msisdn: &str, mut id:
                     Channel::Sms => Flow::End(text),
                 };
             }
-            Kind::Lookup { source, key, .. } => {
+            Kind::Lookup {
+                source,
+                key,
+                late_sms,
+                ..
+            } => {
                 let key = key.render(|name| value(menu, state, msisdn, name));
                 return Flow::Effect(Effect {
                     source: source.clone(),
                     key,
+                    late_sms: *late_sms,
                 });
             }
             _ => return Flow::Shown,

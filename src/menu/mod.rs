@@ -17,7 +17,9 @@ mod model;
 mod render;
 mod template;
 
-pub use engine::{input, lookup_done, start, start_at, Effect, LookupOutcome, State, Step};
+pub use engine::{
+    input, late_sms, lookup_done, start, start_at, Effect, LookupOutcome, State, Step,
+};
 pub use load::{load, LoadOptions};
 pub use model::{
     Channel, Keyword, Kind, Menu, Route, RouteCondition, Screen, ScreenId, SmsRoutes, Texts,

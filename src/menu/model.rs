@@ -162,6 +162,9 @@ pub enum Kind {
         missing: ScreenId,
         failed: Option<ScreenId>,
         next: Option<ScreenId>,
+        /// `late = "sms"`: when the source is slower than the hop allows, the USSD session
+        /// ends with `sms_later` and the answer follows by SMS ([`crate::menu::late_sms`]).
+        late_sms: bool,
     },
     /// Sends a text by SMS to the caller and ends the USSD session with `sms_sent`. On the
     /// SMS channel it simply answers with that text. The text is this screen's own
@@ -210,6 +213,8 @@ pub struct Texts {
     pub sms_sent: String,
     /// A dial or path with more inputs than one hop applies (`*144*1*0*1*…#`).
     pub too_long: String,
+    /// Ends the session when a `late = "sms"` lookup is too slow: the answer follows by SMS.
+    pub sms_later: String,
 }
 
 impl Default for Texts {
@@ -227,6 +232,7 @@ impl Default for Texts {
             unavailable: "Service momentanément indisponible. Réessayez plus tard.".into(),
             sms_sent: "Vous allez recevoir un SMS.".into(),
             too_long: "Trop de choix à la fois. Composez le code du service, puis choisissez étape par étape.".into(),
+            sms_later: "Vous recevrez la réponse par SMS.".into(),
         }
     }
 }

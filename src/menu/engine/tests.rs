@@ -743,3 +743,28 @@ fn routers_branch_on_the_callers_number_and_on_saved_variables() {
         ",
     );
 }
+
+/// A late answer by SMS (issue 11, part 4): the screen the lookup leads to, rendered for
+/// SMS (no choices, SMS policy); the `missing` screen when there is no record; nothing when
+/// the lookup failed or the session no longer waits on a lookup.
+#[test]
+fn a_late_answer_is_the_lookups_screen_as_an_sms_and_nothing_when_it_failed() {
+    let menu = menu(MENU);
+    let (mut state, _) = start(&menu, Channel::Ussd, MSISDN, None, Vec::new(), None);
+    let step = input(&menu, Channel::Ussd, &mut state, MSISDN, "1");
+    assert!(matches!(step, Step::Lookup(_)), "{step:?}");
+    let found = LookupOutcome::Found(vec![("credit".into(), "1 500".into())]);
+    assert_eq!(
+        late_sms(&menu, &state, MSISDN, found).as_deref(),
+        Some("Crédit 1 500 F"),
+        "the text alone, without the choices"
+    );
+    assert_eq!(
+        late_sms(&menu, &state, MSISDN, LookupOutcome::Missing).as_deref(),
+        Some("Numéro inconnu.")
+    );
+    assert_eq!(late_sms(&menu, &state, MSISDN, LookupOutcome::Failed), None);
+    let home = State::at(menu.home);
+    let found = LookupOutcome::Found(vec![("credit".into(), "1".into())]);
+    assert_eq!(late_sms(&menu, &home, MSISDN, found), None, "not waiting");
+}

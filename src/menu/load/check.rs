@@ -23,6 +23,7 @@ pub(super) fn check_texts(texts: &Texts, limits: UssdLimits, report: &mut Report
         ("unavailable", &texts.unavailable),
         ("sms_sent", &texts.sms_sent),
         ("too_long", &texts.too_long),
+        ("sms_later", &texts.sms_later),
     ] {
         if let Err(e) = fit_check(text, limits) {
             report.error("texts", format!("`{name}` does not fit on a screen: {e}"));

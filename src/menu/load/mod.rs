@@ -35,6 +35,9 @@ pub struct LoadOptions {
     pub limits: UssdLimits,
     /// The tenant's data sources and, when known, their field names.
     pub sources: HashMap<String, Vec<String>>,
+    /// The most parts an SMS of the tenant may take (`sms_max_segments`); a late answer
+    /// (`late = "sms"`) must fit. 0: not checked.
+    pub sms_max_segments: usize,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +61,7 @@ struct RawTexts {
     unavailable: Option<String>,
     too_long: Option<String>,
     sms_sent: Option<String>,
+    sms_later: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -96,6 +100,8 @@ struct RawScreen {
     key: Option<String>,
     missing: Option<String>,
     failed: Option<String>,
+    /// `lookup` screens: `"sms"` sends a late answer by SMS.
+    late: Option<String>,
     routes: Option<Vec<RawRoute>>,
     default: Option<String>,
 }
@@ -287,6 +293,7 @@ fn build_texts(raw: &RawTexts, policy: TextPolicy) -> Texts {
         unavailable: p(&raw.unavailable, d.unavailable),
         sms_sent: p(&raw.sms_sent, d.sms_sent),
         too_long: p(&raw.too_long, d.too_long),
+        sms_later: p(&raw.sms_later, d.sms_later),
     }
 }
 
@@ -519,6 +526,75 @@ kind = "gauge"
         ] {
             assert!(all.iter().any(|p| p.starts_with(needle)), "{needle} in {all:#?}");
         }
+    }
+
+    #[test]
+    fn a_late_answer_by_sms_is_checked_at_load() {
+        let text = r#"
+[menu]
+home = "accueil"
+
+[screens.accueil]
+kind = "menu"
+choices = [
+  { label = "Conso", next = "conso" },
+  { label = "Silencieux", next = "silencieux" },
+  { label = "Autre", next = "autre" },
+  { label = "Long", next = "long" },
+]
+
+[screens.conso]
+kind = "lookup"
+source = "conso"
+text = "Appels : {minutes} min"
+missing = "fin"
+late = "sms"
+
+[screens.silencieux]
+kind = "lookup"
+source = "conso"
+next = "fin"
+missing = "fin"
+late = "sms"
+
+[screens.autre]
+kind = "lookup"
+source = "conso"
+text = "{minutes}"
+missing = "fin"
+late = "pigeon"
+
+[screens.long]
+kind = "lookup"
+source = "conso"
+text = "LONG {minutes}"
+missing = "fin"
+late = "sms"
+
+[screens.fin]
+kind = "info"
+text = "Fin."
+"#
+        .replace("LONG", &"x ".repeat(120));
+        let options = LoadOptions {
+            sources: HashMap::from([("conso".to_string(), vec!["minutes".to_string()])]),
+            sms_max_segments: 1,
+            ..LoadOptions::default()
+        };
+        let (menu, diags) = load("m.toml", &text, &options);
+        let all: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        assert!(menu.is_none());
+        for needle in [
+            "m.toml:silencieux: error: `late = \"sms\"` needs `text`",
+            "m.toml:autre: error: `late` is `pigeon`: the one late answer is `late = \"sms\"`",
+            "m.toml:long: error: the late answer by SMS takes 2 parts (each placeholder counted as 12 characters), more than the tenant's `sms_max_segments` (1)",
+        ] {
+            assert!(all.iter().any(|p| p.starts_with(needle)), "{needle} in {all:#?}");
+        }
+        assert!(
+            !all.iter().any(|p| p.starts_with("m.toml:conso:")),
+            "{all:#?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn allowed(kind: &str) -> Option<&'static [&'static str]> {
         "info" => &["text"],
         "input" => &["text", "pattern", "error", "retries", "save", "next"],
         "lookup" => &[
-            "text", "choices", "source", "key", "missing", "failed", "next",
+            "text", "choices", "source", "key", "missing", "failed", "next", "late",
         ],
         "router" => &["routes", "default"],
         "sms" => &["text", "screen"],
@@ -30,7 +30,7 @@ fn allowed(kind: &str) -> Option<&'static [&'static str]> {
 
 fn present(raw: &RawScreen) -> Vec<&'static str> {
     let mut v = Vec::new();
-    let fields: [(&'static str, bool); 14] = [
+    let fields: [(&'static str, bool); 15] = [
         ("screen", raw.screen.is_some()),
         ("text", raw.text.is_some()),
         ("choices", raw.choices.is_some()),
@@ -43,6 +43,7 @@ fn present(raw: &RawScreen) -> Vec<&'static str> {
         ("key", raw.key.is_some()),
         ("missing", raw.missing.is_some()),
         ("failed", raw.failed.is_some()),
+        ("late", raw.late.is_some()),
         ("routes", raw.routes.is_some()),
         ("default", raw.default.is_some()),
     ];
@@ -268,6 +269,26 @@ fn lookup_kind(
     if raw.text.is_none() && raw.choices.is_some() {
         report.error(id, "`choices` need `text` on a lookup screen");
     }
+    let late_sms = match raw.late.as_deref() {
+        None => false,
+        Some("sms") => {
+            match &raw.text {
+                None => report.error(
+                    id,
+                    "`late = \"sms\"` needs `text`: the SMS is the screen's text, filled from the record",
+                ),
+                Some(text) => check_late_sms_fits(id, text, ctx, report),
+            }
+            true
+        }
+        Some(other) => {
+            report.error(
+                id,
+                format!("`late` is `{other}`: the one late answer is `late = \"sms\"`"),
+            );
+            false
+        }
+    };
     let key = match template::parse(raw.key.as_deref().unwrap_or("{msisdn}")) {
         Ok(k) => Some(k),
         Err(e) => {
@@ -285,8 +306,33 @@ fn lookup_kind(
             missing,
             failed: failed.flatten(),
             next: next.flatten(),
+            late_sms,
         }),
         _ => None,
+    }
+}
+
+/// How many characters a placeholder is counted for when a late answer's SMS is measured
+/// at load (its value is known only at run time).
+const PLACEHOLDER_CHARS: usize = 12;
+
+/// A late answer's SMS (the text, placeholders counted as [`PLACEHOLDER_CHARS`] digits,
+/// under the SMS policy) fits in the tenant's `sms_max_segments`.
+fn check_late_sms_fits(id: &str, text: &str, ctx: &Ctx, report: &mut Report) {
+    let most = ctx.options.sms_max_segments;
+    let Ok(template) = template::parse(text) else {
+        return; // reported with the body
+    };
+    let probe = template.render(|_| Some("0".repeat(PLACEHOLDER_CHARS).into()));
+    let probe = policy_owned(ctx.options.sms_policy, probe.trim_end());
+    let parts = crate::text::sms_segments(&probe).count;
+    if most > 0 && parts > most {
+        report.error(
+            id,
+            format!(
+                "the late answer by SMS takes {parts} parts (each placeholder counted as {PLACEHOLDER_CHARS} characters), more than the tenant's `sms_max_segments` ({most})"
+            ),
+        );
     }
 }
 
