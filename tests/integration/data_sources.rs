@@ -56,8 +56,9 @@ enum Answer {
     Status(u16),
     /// Never answers (waits on a semaphore nobody releases).
     Hang,
-    /// Answers this document once the test lets it (a permit of the semaphore).
-    Released(Value),
+    /// Once the test lets it (a permit of the semaphore), answers this document, or a 500
+    /// for `None`.
+    Released(Option<Value>),
 }
 
 struct Api {
@@ -157,12 +158,15 @@ async fn answer(State(api): State<Arc<Api>>, request: Request) -> Response {
             if let Ok(permit) = api.gate.acquire().await {
                 permit.forget();
             }
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                v.to_string(),
-            )
-                .into_response()
+            match v {
+                Some(v) => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    v.to_string(),
+                )
+                    .into_response(),
+                None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
         }
     }
 }
@@ -608,7 +612,7 @@ async fn ussd_consumption_with_a_hanging_api_ends_politely() {
 /// gets the consumption.
 #[tokio::test]
 async fn a_channel_with_a_small_budget_gives_up_where_a_larger_one_still_gets_the_answer() {
-    let api = MockApi::start(Answer::Released(usage(321))).await;
+    let api = MockApi::start(Answer::Released(Some(usage(321)))).await;
     let mut config = config_with_http_conso(&api, Duration::from_millis(2000));
     for channel in &mut config.channels {
         match channel.dialect {
@@ -642,4 +646,121 @@ async fn a_channel_with_a_small_budget_gives_up_where_a_larger_one_still_gets_th
     assert_eq!(conso.status, 200);
     assert!(conso.text.contains("Appels : 321 min"), "{conso:?}");
     assert!(conso.end, "{conso:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Late answers by SMS (issue 11, part 4).
+
+/// The shipped gateway whose opt-nc consumption comes from `api` (its own limit 2 s) on a
+/// copy of opt-nc's menu where the consumption screen says `late = "sms"`, opt-nc sending
+/// through the `kannel` sender; the JSON channel gives a hop 400 ms (a lookup 200 ms).
+async fn gateway_with_late_conso(api: &MockApi) -> Server {
+    let mut config = config_with_http_conso(api, Duration::from_millis(2000));
+    for tenant in &mut config.tenants {
+        for source in &mut tenant.sources {
+            if let SourceConfig::Http(http) = source {
+                // One request a lookup, so each answer the API gives is one lookup's.
+                http.retries = 0;
+            }
+        }
+    }
+    let menu = std::fs::read_to_string(crate::support::root().join("menus/opt-nc.toml")).unwrap();
+    let late = menu.replacen(
+        "missing = \"conso_inconnu\"",
+        "missing = \"conso_inconnu\"\nlate = \"sms\"",
+        1,
+    );
+    assert_ne!(late, menu, "the consumption screen of opt-nc");
+    let path = std::env::temp_dir().join(format!("{}.toml", unique_prefix("opt-nc-late")));
+    std::fs::write(&path, late).unwrap();
+    let tenant = config
+        .tenants
+        .iter_mut()
+        .find(|t| t.id == "opt-nc")
+        .unwrap();
+    tenant.menu = path;
+    tenant.sms_sender = Some("kannel".into());
+    for channel in &mut config.channels {
+        if channel.dialect == Dialect::Json {
+            channel.hop_timeout = Duration::from_millis(400);
+        }
+    }
+    Server::start_with(config, Store::Memory(MemoryStore::new())).await
+}
+
+/// Takes every SMS queued, waiting (bounded) for the first.
+async fn queued(server: &Server) -> Vec<tamtam::outbox::OutMessage> {
+    let claimed = server
+        .outbox
+        .queue
+        .claim("late-test", 16, TIMEOUT, TIMEOUT)
+        .await
+        .expect("the queue");
+    claimed.into_iter().map(|d| d.message).collect()
+}
+
+#[tokio::test]
+async fn a_late_lookup_ends_the_session_at_once_and_sends_the_answer_once_by_sms() {
+    let api = MockApi::start(Answer::Released(Some(usage(321)))).await;
+    let server = gateway_with_late_conso(&api).await;
+    let mut phone = Phone::new(&server, Dialect::Json, "*100#", "+687700001");
+    phone.dial().await;
+    phone.send("1").await;
+    // Ten copies of the hop that runs the lookup, all at once.
+    let body = phone.next_body("1");
+    let url = server.url(Dialect::Json);
+    let screens = bounded(
+        "ten copies of a late hop",
+        phone.post_copies(&body, &vec![url; 10]),
+    )
+    .await;
+    for screen in &screens {
+        assert_eq!(screen.status, 200, "{screen:?}");
+        assert!(screen.end, "{screen:?}");
+        assert_eq!(
+            screen.text, "Vous recevrez la réponse par SMS.",
+            "{screen:?}"
+        );
+    }
+    assert_eq!(server.outbox_ready().await, 0, "nothing before the answer");
+
+    // The API answers: one SMS, with the consumption, to the caller.
+    api.api.gate.add_permits(32);
+    let sent = queued(&server).await;
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].to, "+687700001");
+    assert_eq!(sent[0].from, "1088");
+    assert_eq!(sent[0].sender, "kannel");
+    assert!(sent[0].text.contains("Appels : 321 min"), "{sent:#?}");
+    assert!(!sent[0].text.contains("Retour"), "no choices: {sent:#?}");
+    assert_eq!(server.outbox_ready().await, 0, "once: {sent:#?}");
+
+    // A retry of the hop gets the same END and changes nothing.
+    let again = phone.retry("1").await;
+    assert_eq!(again.text, "Vous recevrez la réponse par SMS.");
+}
+
+#[tokio::test]
+async fn a_late_lookup_that_fails_sends_nothing() {
+    let api = MockApi::start(Answer::Released(None)).await;
+    let server = gateway_with_late_conso(&api).await;
+    let mut failing = Phone::new(&server, Dialect::Json, "*100#", "+687700001");
+    failing.dial().await;
+    failing.send("1").await;
+    let late = bounded("a late hop", failing.send("1")).await;
+    assert_eq!(late.text, "Vous recevrez la réponse par SMS.", "{late:?}");
+    // The API fails it: its answer was picked when the request arrived.
+    assert_eq!(api.hits(), 1);
+    api.api.gate.add_permits(1);
+    // A second subscriber's late lookup, answered: the only SMS in the queue is theirs.
+    api.always(Answer::Released(Some(usage(7))));
+    let mut answered = Phone::new(&server, Dialect::Json, "*100#", "+687700002");
+    answered.dial().await;
+    answered.send("1").await;
+    bounded("a late hop", answered.send("1")).await;
+    api.api.gate.add_permits(8);
+    let sent = queued(&server).await;
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].to, "+687700002", "{sent:#?}");
+    assert!(sent[0].text.contains("Appels : 7 min"), "{sent:#?}");
 }
