@@ -27,6 +27,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::config::{Config, SessionSettings};
 use crate::limits::Limiter;
 use crate::menu::{self, Channel, Effect, LookupOutcome, State, Step};
@@ -367,22 +369,31 @@ impl Gateway {
             return;
         };
         let state = late.state.to_state(&tenant.menu);
-        let Some(text) = menu::late_sms(&tenant.menu, &state, &late.msisdn, outcome) else {
-            tracing::warn!("late lookup failed; no answer by SMS");
-            return;
+        let span = tracing::info_span!(
+            "late",
+            tenant = %late.tenant,
+            msisdn = %crate::message::mask_msisdn(&late.msisdn),
+            screen = %late.state.screen,
+        );
+        let send = async {
+            let Some(text) = menu::late_sms(&tenant.menu, &state, &late.msisdn, outcome) else {
+                tracing::warn!("late lookup failed; no answer by SMS");
+                return;
+            };
+            let (Some(sender), Some(from)) =
+                (&tenant.config.sms_sender, tenant.config.sms_codes.first())
+            else {
+                return; // the loader refuses such a menu
+            };
+            match self
+                .send_sms(&tenant.config.id, sender, from, &late.msisdn, text, None)
+                .await
+            {
+                Ok(_) => tracing::info!("late answer queued by SMS"),
+                Err(e) => tracing::warn!(cause = %e, "could not queue a late answer by SMS"),
+            }
         };
-        let (Some(sender), Some(from)) =
-            (&tenant.config.sms_sender, tenant.config.sms_codes.first())
-        else {
-            return; // the loader refuses such a menu
-        };
-        match self
-            .send_sms(&tenant.config.id, sender, from, &late.msisdn, text, None)
-            .await
-        {
-            Ok(_) => tracing::info!("late answer queued by SMS"),
-            Err(e) => tracing::warn!(cause = %e, "could not queue a late answer by SMS"),
-        }
+        send.instrument(span).await;
     }
 
     /// One lookup, bounded by `patience` (half the hop's budget); a missing source or a
