@@ -1,7 +1,11 @@
 //! Network data sources against real servers: the `redis` source on the suite's
 //! `redis-server`, the `http` source on a small JSON API started here on 127.0.0.1:0 (it
 //! counts its requests, and "hangs" by waiting on a semaphore the test never releases),
-//! and a whole gateway whose opt-nc consumption comes from that API.
+//! and a whole gateway whose opt-nc consumption comes from that API: per-channel time
+//! budgets (a small one gives up where a larger one gets the answer) and late answers by
+//! SMS (`late = "sms"`: the END at once, then one SMS, also across ten concurrent copies of
+//! the hop; none when the lookup fails). The API "answers late" by waiting for a permit the
+//! test gives, never for a time.
 //!
 //! No sleep synchronises anything: a slow answer is a handler that never answers, and the
 //! breaker's open period is skipped by moving tokio's clock (`skip`), never waited for.

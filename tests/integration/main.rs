@@ -48,7 +48,8 @@ mod shutdown;
 // The `[http]` limits: half heads and idle connections closed, the connection cap, a slow
 // body's 408, `Connection: close` on a 413, `Allow` on a 405, the peer address.
 mod http_limits;
-// Network data sources (Redis, HTTP) against real servers: timeouts, retries, the breaker.
+// Network data sources (Redis, HTTP) against real servers: timeouts, retries, the breaker;
+// per-channel time budgets and late answers by SMS.
 mod data_sources;
 // What every command loads: `check` and `serve` see the same configuration and overrides.
 mod loading;
