@@ -52,6 +52,12 @@ pub const EXPIRED: &str = "Votre session a expiré. Composez à nouveau le code 
 /// Most lookups one hop may make (a guard; menus chain two or three at most).
 const MAX_LOOKUPS_PER_HOP: usize = 8;
 
+/// Most late lookups (`late = "sms"`) running at once in this process. Each holds a
+/// connection to a slow source and a little memory until its source's own time limit;
+/// past the cap a slow lookup fails as any other would (the screen's `failed`), and one
+/// WARN says so.
+pub const MAX_LATE_LOOKUPS: usize = 1024;
+
 /// How a hop went, for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -126,6 +132,8 @@ pub struct LateLookup {
     msisdn: String,
     /// The lookup itself, bounded by the source's own time limit.
     lookup: Pin<Box<dyn Future<Output = LookupOutcome> + Send>>,
+    /// Its place among the [`MAX_LATE_LOOKUPS`], given back when it is dropped.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for LateLookup {
@@ -163,6 +171,8 @@ pub struct Gateway {
     clock: Clock,
     /// Abuse limits, inbound and outbound (`limits.rs`).
     limiter: Limiter,
+    /// Places for late lookups ([`MAX_LATE_LOOKUPS`]).
+    late_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Where a gateway reads the time: the system clock, or a test's.
@@ -206,6 +216,7 @@ impl Gateway {
                     .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
             })),
             limiter: Limiter::off(),
+            late_slots: Arc::new(tokio::sync::Semaphore::new(MAX_LATE_LOOKUPS)),
         }
     }
 
@@ -341,12 +352,24 @@ impl Gateway {
                         match self.lookup(tenant, &effect, patience, late).await {
                             Looked::Done(outcome) => outcome,
                             Looked::Late(lookup) => {
+                                let Ok(slot) = self.late_slots.clone().try_acquire_owned() else {
+                                    tracing::warn!(source = %effect.source, cap = MAX_LATE_LOOKUPS, "too many late lookups running: this one fails");
+                                    step = menu::lookup_done(
+                                        &tenant.menu,
+                                        channel,
+                                        state,
+                                        msisdn,
+                                        LookupOutcome::Failed,
+                                    );
+                                    continue;
+                                };
                                 tracing::info!(source = %effect.source, "data source too slow for the hop; the answer will follow by SMS");
                                 let late = LateLookup {
                                     tenant: tenant.config.id.clone(),
                                     state: records::StateRecord::from_state(state, &tenant.menu),
                                     msisdn: msisdn.to_string(),
                                     lookup,
+                                    _slot: slot,
                                 };
                                 let text = tenant.menu.texts.sms_later.clone();
                                 return (text, true, Some(late));
