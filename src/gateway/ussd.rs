@@ -186,12 +186,13 @@ struct HopKeys {
 impl Gateway {
     /// Serves one USSD hop. Always answers; the outcome is for logs.
     pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
-        let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
+        let Some((held, prefill)) = self.resolve(&inbound.service_code) else {
             return (
                 Reply::end(transliterate(UNKNOWN_SERVICE)),
                 Outcome::UnknownService,
             );
         };
+        let tenant: &Tenant = &held;
         // Context for every log of the hop; the number masked, never the typed text.
         let span = tracing::info_span!(
             "ussd",
