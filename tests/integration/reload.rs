@@ -331,3 +331,39 @@ async fn sighup_makes_the_running_binary_serve_the_new_text_and_keep_it_when_bro
     );
     process.kill();
 }
+
+#[tokio::test]
+async fn a_hop_in_flight_keeps_the_version_it_started_with() {
+    let tmp = TempDir::new("reload-in-flight");
+    let path = copy_shipped(&tmp.0, "unused");
+    let overrides = Overrides::default();
+    let (loaded, problems) = app::load(&path, &overrides);
+    let loaded = loaded.unwrap_or_else(|| panic!("{problems:#?}"));
+    let store = tamtam::session::Store::Memory(tamtam::session::MemoryStore::new());
+    let gateway = tamtam::gateway::Gateway::new(loaded.tenants, &loaded.config, store);
+    let reloader = Reloader::new(
+        &path,
+        overrides,
+        &loaded.config,
+        gateway.tenants_handle(),
+        gateway.reload_status().clone(),
+    );
+    let title = |t: &tamtam::gateway::Tenant| {
+        let menu = &t.menu;
+        menu.screen(menu.home)
+            .static_sms()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // A hop resolved its tenant, then a reload swaps a new version in.
+    let (in_flight, _) = gateway.resolve("*100#").unwrap();
+    edit_menu(&tmp.0, retitle);
+    assert!(reloader.reload().ok);
+    assert!(
+        title(&in_flight).contains(OLD_TITLE),
+        "{}",
+        title(&in_flight)
+    );
+    let (next, _) = gateway.resolve("*100#").unwrap();
+    assert!(title(&next).contains(NEW_TITLE), "{}", title(&next));
+}
