@@ -280,17 +280,17 @@ pub fn watch(
             // Debounce: wait until nothing happened for `debounce`.
             while let Ok(Some(())) = tokio::time::timeout(debounce, woken.recv()).await {}
             let r = reloader.clone();
+            // Off the async threads: hashing and loading read files, and wait for a reload
+            // SIGHUP may have started.
             let reloaded = tokio::task::spawn_blocking(move || {
-                if r.changed() {
+                r.changed().then(|| {
                     tracing::info!("a loaded file changed: reloading the configuration");
                     r.reload();
-                    true
-                } else {
-                    false
-                }
+                    r.files()
+                })
             });
-            if let Ok(true) = reloaded.await {
-                follow(&mut watcher, &reloader.files());
+            if let Ok(Some(files)) = reloaded.await {
+                follow(&mut watcher, &files);
             }
         }
     }))
