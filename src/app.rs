@@ -11,6 +11,14 @@
 //! secrets in [`Options`]), so the tests exercise the real wiring. [`App::serve`] takes
 //! the shutdown future from its caller, as mini-redis's `server::run` does: the binary
 //! passes Ctrl-C / SIGTERM, tests pass their own.
+//!
+//! `reload` ([`Reloader`]) loads the tenants anew through [`load`] while the gateway
+//! serves (on `SIGHUP`, [`on_sighup`], or when a loaded file changes, [`watch`]) and swaps
+//! them in when nothing is wrong.
+
+mod reload;
+
+pub use reload::{on_sighup, version_of, watch, Reloader, WATCH_DEBOUNCE};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,7 +30,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, HttpLimits, Overrides};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::gateway::{load_tenants, Clock, Gateway, Tenant};
+use crate::gateway::{load_tenants, Clock, Gateway, ReloadStatus, Tenant, TenantsHandle};
 use crate::limits::{Backend, LimitError, Limiter, MemoryLimiter, RedisLimiter};
 use crate::outbox::{
     run_worker, MemoryQueue, Outbox, OutboxError, Queue, RedisQueue, Sender, SenderConfig,
@@ -123,6 +131,9 @@ pub struct App {
     pub outbox: Option<Outbox>,
     /// The session store the gateway uses (a cheap handle), for the readiness log.
     store: Store,
+    /// Where the gateway's tenants live and its configuration version, for [`App::reloader`].
+    tenants_handle: TenantsHandle,
+    reload_status: ReloadStatus,
     /// The worker, when senders are configured and [`Options::worker`] asks for one.
     worker: Option<WorkerPlan>,
     /// `id codes; id codes`, for the start-up log line.
@@ -198,17 +209,34 @@ impl App {
             .collect::<Vec<_>>()
             .join("; ");
         let store = gateway.store().clone();
+        let tenants_handle = gateway.tenants_handle();
+        let reload_status = gateway.reload_status().clone();
         let state = Arc::new(AppState::new(gateway, config));
         App {
             router: router(state.clone(), &config.channels, secrets),
             admin_router: admin_router(state),
             outbox,
             store,
+            tenants_handle,
+            reload_status,
             worker,
             tenants,
             senders: config.senders.len(),
             http: config.http,
         }
+    }
+
+    /// A reloader of this gateway's tenants, which were loaded as `config` from the file at
+    /// `path` with `overrides`: a reload reads the same file with the same overrides. It
+    /// records the starting version (shown in `/readyz`).
+    pub fn reloader(&self, path: &Path, overrides: Overrides, config: &Config) -> Arc<Reloader> {
+        Arc::new(Reloader::new(
+            path,
+            overrides,
+            config,
+            self.tenants_handle.clone(),
+            self.reload_status.clone(),
+        ))
     }
 
     /// Serves the webhooks on `listener` and the operations endpoints on `admin` until

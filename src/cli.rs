@@ -137,6 +137,13 @@ async fn run_serve(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Hot reload: on SIGHUP, and when a loaded file's contents change.
+    let reloader = app.reloader(path, Overrides::from_env(), &config);
+    tracing::info!(version = %reloader.status().version(), "configuration version");
+    app::on_sighup(reloader.clone());
+    if let Err(e) = app::watch(reloader, app::WATCH_DEBOUNCE) {
+        tracing::warn!(cause = %e, "cannot watch the configuration files: reload with SIGHUP");
+    }
     let listener = match tokio::net::TcpListener::bind(&config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -350,7 +357,7 @@ async fn run_simulate_sms(path: &Path, to: &str, msisdn: &str) -> ExitCode {
     let gateway = Gateway::new(tenants, &config, Store::Memory(MemoryStore::new()));
     let Some(tenant) = gateway.resolve_sms(to) else {
         eprintln!("no tenant answers SMS to {to}; configured codes:");
-        for t in gateway.tenants() {
+        for t in gateway.tenants().iter() {
             eprintln!("  {} {}", t.config.id, t.config.sms_codes.join(", "));
         }
         return ExitCode::FAILURE;
@@ -406,7 +413,7 @@ async fn run_simulate(path: &Path, service: &str, msisdn: &str) -> ExitCode {
         .with_outbox(outbox.clone());
     let Some((tenant, _)) = gateway.resolve(service) else {
         eprintln!("no tenant answers {service}; configured codes:");
-        for t in gateway.tenants() {
+        for t in gateway.tenants().iter() {
             eprintln!("  {} {}", t.config.id, t.config.ussd_codes.join(", "));
         }
         return ExitCode::FAILURE;

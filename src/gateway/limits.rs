@@ -113,7 +113,8 @@ impl Gateway {
     /// Whether `message` may be queued: a destination its tenant allows, under the
     /// tenant's daily cap (counted here). A message of no known tenant goes nowhere.
     pub(super) async fn allow_sms(&self, message: &OutMessage) -> Result<(), SendError> {
-        let tenant = self.tenants.iter().find(|t| t.config.id == message.tenant);
+        let tenants = self.tenants.load_full();
+        let tenant = tenants.by_id(&message.tenant);
         let policy = tenant.map_or(
             SmsPolicy {
                 destinations: &[],

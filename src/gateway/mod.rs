@@ -12,21 +12,24 @@
 //!   step and one write plan.
 //! - `sms`: one SMS, planned before it is written (for the synchronous and the queued
 //!   dialects alike).
-//! - `tenants`: [`Tenant`] and [`load_tenants`].
+//! - `tenants`: [`Tenant`], [`load_tenants`], and [`Tenants`], the version of them a hop
+//!   reads (one lock-free load) and a reload swaps.
+//! - `reload`: [`ReloadStatus`], the configuration version and the last reload's result.
 //! - `records`: the versioned records kept in the store, and engine state to and from them.
 
 mod limits;
 pub mod records;
+mod reload;
 mod sms;
 mod tenants;
 mod ussd;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tracing::Instrument;
 
 use crate::config::{Config, SessionSettings};
@@ -37,7 +40,8 @@ use crate::outbox::{OutMessage, Outbox, OutboxError};
 use crate::session::{Store, StoreError};
 
 pub use limits::SendError;
-pub use tenants::{load_tenants, Tenant};
+pub use reload::{ReloadResult, ReloadStatus};
+pub use tenants::{load_tenants, Tenant, TenantRef, Tenants, TenantsHandle};
 
 /// Shown when a dialled code belongs to no tenant.
 pub const UNKNOWN_SERVICE: &str = "Ce code de service n'est pas disponible.";
@@ -155,13 +159,10 @@ enum Looked {
 /// Everything a hop needs, shared by all requests.
 #[derive(Debug)]
 pub struct Gateway {
-    tenants: Vec<Tenant>,
-    /// Service code parts (`144`, `144*5`) to tenant index.
-    by_code: HashMap<String, usize>,
-    /// Parts of the longest service code, so resolving a dial string stays linear.
-    longest_code: usize,
-    /// SMS short codes to tenant index.
-    by_sms_code: HashMap<String, usize>,
+    /// The running version of the tenants (swapped whole by a reload).
+    tenants: TenantsHandle,
+    /// The configuration's version and the last reload's result (`/readyz`, metrics).
+    reload: ReloadStatus,
     store: Store,
     session: SessionSettings,
     hop_timeout: Duration,
@@ -187,25 +188,9 @@ impl std::fmt::Debug for Clock {
 
 impl Gateway {
     pub fn new(tenants: Vec<Tenant>, config: &Config, store: Store) -> Gateway {
-        let mut by_code = HashMap::new();
-        let mut by_sms_code = HashMap::new();
-        let mut longest_code = 1;
-        for (i, t) in tenants.iter().enumerate() {
-            for code in &t.config.sms_codes {
-                by_sms_code.insert(code.clone(), i);
-            }
-            for code in &t.config.ussd_codes {
-                if let Some(parts) = dial_parts(code) {
-                    longest_code = longest_code.max(parts.len());
-                    by_code.insert(parts.join("*"), i);
-                }
-            }
-        }
         Gateway {
-            tenants,
-            by_code,
-            longest_code,
-            by_sms_code,
+            tenants: Arc::new(ArcSwap::from_pointee(Tenants::new(tenants))),
+            reload: ReloadStatus::default(),
             store,
             session: config.session.clone(),
             hop_timeout: config.hop_timeout,
@@ -284,8 +269,19 @@ impl Gateway {
         Ok(outbox.accept(message).await?)
     }
 
-    pub fn tenants(&self) -> &[Tenant] {
-        &self.tenants
+    /// The running version of the tenants (a reload may swap another in later).
+    pub fn tenants(&self) -> Arc<Tenants> {
+        self.tenants.load_full()
+    }
+
+    /// Where the tenants live, for the reloader to swap a new version in.
+    pub fn tenants_handle(&self) -> TenantsHandle {
+        self.tenants.clone()
+    }
+
+    /// The configuration's version and the last reload's result.
+    pub fn reload_status(&self) -> &ReloadStatus {
+        &self.reload
     }
 
     pub fn store(&self) -> &Store {
@@ -295,18 +291,16 @@ impl Gateway {
     /// The tenant of a dial string and the direct-dial inputs after its service code:
     /// `*144*3*1#` gives the tenant of `*144#` and `["3", "1"]` (the longest configured code
     /// wins, so `*144*5#` may belong to another tenant). Linear in the dial string: only
-    /// prefixes as long as a configured code are tried.
-    pub fn resolve(&self, dialled: &str) -> Option<(&Tenant, Vec<String>)> {
+    /// prefixes as long as a configured code are tried. One lock-free load of the running
+    /// version, which the hop then keeps to its end.
+    pub fn resolve(&self, dialled: &str) -> Option<(TenantRef, Vec<String>)> {
         let parts = dial_parts(dialled)?;
-        (1..=parts.len().min(self.longest_code))
+        let tenants = self.tenants.load_full();
+        let (i, n) = (1..=parts.len().min(tenants.longest_code))
             .rev()
-            .find_map(|n| {
-                let i = *self.by_code.get(&parts[..n].join("*"))?;
-                Some((
-                    &self.tenants[i],
-                    parts[n..].iter().map(|s| s.to_string()).collect(),
-                ))
-            })
+            .find_map(|n| Some((*tenants.by_code.get(&parts[..n].join("*"))?, n)))?;
+        let rest = parts[n..].iter().map(|s| s.to_string()).collect();
+        Some((TenantRef::new(tenants, i), rest))
     }
 
     /// Carries out the engine's lookups until it shows a screen, each lookup bounded by
@@ -388,7 +382,9 @@ impl Gateway {
     /// daily cap apply). A failed lookup sends nothing.
     pub async fn finish_late(&self, late: LateLookup) {
         let outcome = late.lookup.await;
-        let Some(tenant) = self.tenants.iter().find(|t| t.config.id == late.tenant) else {
+        // The tenants now in force: a reload meanwhile is read by screen names.
+        let tenants = self.tenants();
+        let Some(tenant) = tenants.by_id(&late.tenant) else {
             return;
         };
         let state = late.state.to_state(&tenant.menu);

@@ -11,7 +11,9 @@
 use tracing::Instrument;
 
 use super::records::{SmsRecord, StateRecord, RECORD_VERSION};
-use super::{Gateway, NotServed, Outcome, SendError, Tenant, SUITE_NOTE, UNKNOWN_SMS_CODE};
+use super::{
+    Gateway, NotServed, Outcome, SendError, Tenant, TenantRef, SUITE_NOTE, UNKNOWN_SMS_CODE,
+};
 use crate::hours::LocalTime;
 use crate::menu::{self, Channel, Menu, ScreenId, State};
 use crate::message::{mask_msisdn, SmsInbound, SmsReply};
@@ -135,21 +137,22 @@ fn sms_span(dialect: &str, tenant: &str, inbound: &SmsInbound) -> tracing::Span 
 
 impl Gateway {
     /// The tenant owning an SMS short code (`+` and spaces ignored).
-    pub fn resolve_sms(&self, to: &str) -> Option<&Tenant> {
-        self.by_sms_code
-            .get(to.trim())
-            .or_else(|| self.by_sms_code.get(short_code(to)))
-            .map(|i| &self.tenants[*i])
+    pub fn resolve_sms(&self, to: &str) -> Option<TenantRef> {
+        let tenants = self.tenants.load_full();
+        let i = *(tenants.by_sms_code.get(to.trim()))
+            .or_else(|| tenants.by_sms_code.get(short_code(to)))?;
+        Some(TenantRef::new(tenants, i))
     }
 
     /// Serves one SMS. Always answers with a non-empty text; the outcome is for logs.
     pub async fn sms(&self, dialect: &str, inbound: &SmsInbound) -> (SmsReply, Outcome) {
-        let Some(tenant) = self.resolve_sms(&inbound.to) else {
+        let Some(held) = self.resolve_sms(&inbound.to) else {
             return (
                 SmsReply::new(transliterate(UNKNOWN_SMS_CODE).into_owned()),
                 Outcome::UnknownService,
             );
         };
+        let tenant: &Tenant = &held;
         let unavailable = || SmsReply::new(tenant.menu.sms_texts.unavailable.clone());
         let hop = async {
             for _ in 0..MAX_ATTEMPTS {
@@ -194,7 +197,8 @@ impl Gateway {
         sender: &str,
         link_id: Option<String>,
     ) -> Result<(SmsReply, Outcome), NotServed> {
-        let tenant = self.resolve_sms(&inbound.to);
+        let held = self.resolve_sms(&inbound.to);
+        let tenant = held.as_deref();
         let tenant_id = tenant.map_or("-", |t| t.config.id.as_str());
         let span = sms_span(dialect, tenant_id, inbound);
         async {

@@ -4,13 +4,24 @@
 //! adds what was built from it. [`load_tenants`] reads every menu and data file and
 //! reports every problem at once, loader style: the tenants come back only when nothing
 //! is wrong.
+//!
+//! [`Tenants`] is one loaded version of all of them with their code indexes, built once;
+//! the gateway holds it behind an `ArcSwap` ([`TenantsHandle`]) so a reload swaps a new
+//! version in atomically: a hop takes one lock-free load ([`Gateway::resolve`] gives a
+//! [`TenantRef`]) and finishes on the version it started with.
+//!
+//! [`Gateway::resolve`]: super::Gateway::resolve
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::config::{Config, SourceConfig, TenantConfig};
 use crate::data::Source;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::menu::{self, LoadOptions, Menu};
+use crate::message::dial_parts;
 
 /// One organisation served by the gateway.
 #[derive(Debug)]
@@ -21,6 +32,80 @@ pub struct Tenant {
     pub menu: Menu,
     /// Its data sources by name, opened from `config.sources`.
     pub sources: HashMap<String, Source>,
+}
+
+/// One version of every tenant, with the indexes a hop resolves codes through.
+#[derive(Debug)]
+pub struct Tenants {
+    list: Vec<Tenant>,
+    /// Service code parts (`144`, `144*5`) to tenant index.
+    pub(super) by_code: HashMap<String, usize>,
+    /// Parts of the longest service code, so resolving a dial string stays linear.
+    pub(super) longest_code: usize,
+    /// SMS short codes to tenant index.
+    pub(super) by_sms_code: HashMap<String, usize>,
+}
+
+impl Tenants {
+    /// Indexes `list` by USSD service code and SMS short code.
+    pub fn new(list: Vec<Tenant>) -> Tenants {
+        let mut by_code = HashMap::new();
+        let mut by_sms_code = HashMap::new();
+        let mut longest_code = 1;
+        for (i, t) in list.iter().enumerate() {
+            for code in &t.config.sms_codes {
+                by_sms_code.insert(code.clone(), i);
+            }
+            for code in &t.config.ussd_codes {
+                if let Some(parts) = dial_parts(code) {
+                    longest_code = longest_code.max(parts.len());
+                    by_code.insert(parts.join("*"), i);
+                }
+            }
+        }
+        Tenants {
+            list,
+            by_code,
+            longest_code,
+            by_sms_code,
+        }
+    }
+
+    /// The tenant with id `id`.
+    pub fn by_id(&self, id: &str) -> Option<&Tenant> {
+        self.list.iter().find(|t| t.config.id == id)
+    }
+}
+
+impl std::ops::Deref for Tenants {
+    type Target = [Tenant];
+    fn deref(&self) -> &[Tenant] {
+        &self.list
+    }
+}
+
+/// Where the running version of the tenants lives: shared by the gateway (which reads it
+/// once a hop) and the reloader (which swaps a new one in). Cloning shares it.
+pub type TenantsHandle = Arc<ArcSwap<Tenants>>;
+
+/// One tenant of one version: keeps that version alive while a hop or an SMS uses it.
+#[derive(Debug, Clone)]
+pub struct TenantRef {
+    tenants: Arc<Tenants>,
+    index: usize,
+}
+
+impl TenantRef {
+    pub(super) fn new(tenants: Arc<Tenants>, index: usize) -> TenantRef {
+        TenantRef { tenants, index }
+    }
+}
+
+impl std::ops::Deref for TenantRef {
+    type Target = Tenant;
+    fn deref(&self) -> &Tenant {
+        &self.tenants.list[self.index]
+    }
 }
 
 /// Reads every tenant's menu and data files. Returns the tenants when nothing is wrong,

@@ -206,13 +206,14 @@ impl Gateway {
         inbound: &Inbound,
         budget: std::time::Duration,
     ) -> (Reply, Outcome, Option<LateLookup>) {
-        let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
+        let Some((held, prefill)) = self.resolve(&inbound.service_code) else {
             return (
                 Reply::end(transliterate(UNKNOWN_SERVICE)),
                 Outcome::UnknownService,
                 None,
             );
         };
+        let tenant: &Tenant = &held;
         // Context for every log of the hop; the number masked, never the typed text.
         let span = tracing::info_span!(
             "ussd",

@@ -61,14 +61,24 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let g = &state.gateway;
     let store = g.store().kind();
     let tenants = g.tenants().len();
+    let config = config_details(g.reload_status());
     match g.ready().await {
         Ok(()) => json(
             StatusCode::OK,
-            serde_json::json!({"status": "ready", "store": store, "tenants": tenants}),
+            serde_json::json!({"status": "ready", "store": store, "tenants": tenants, "config": config}),
         ),
         Err(e) => json(
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "not ready", "store": store, "error": e.to_string()}),
+            serde_json::json!({"status": "not ready", "store": store, "error": e.to_string(), "config": config}),
         ),
     }
+}
+
+/// `/readyz`'s `config`: the running configuration version and the last reload's result
+/// (`null` before the first reload).
+fn config_details(status: &crate::gateway::ReloadStatus) -> serde_json::Value {
+    let last = status.last_result().map(|r| {
+        serde_json::json!({"at_ms": r.at_ms, "ok": r.ok, "problems": r.problems, "version": r.version})
+    });
+    serde_json::json!({"version": status.version(), "last_reload": last})
 }

@@ -53,6 +53,9 @@ mod http_limits;
 mod data_sources;
 // What every command loads: `check` and `serve` see the same configuration and overrides.
 mod loading;
+// Hot reload (direct, SIGHUP to the binary, the file watcher): the next dial shows the new
+// text, a broken change keeps the old one and /readyz says so, sessions continue.
+mod reload;
 
 // The outbound SMS queue and its delivery.
 
