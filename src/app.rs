@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Config, HttpLimits, Overrides};
+use crate::config::{Config, ConfigVersion, HttpLimits, Overrides};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::gateway::{load_tenants, Clock, Gateway, Tenant};
 use crate::limits::{Backend, LimitError, Limiter, MemoryLimiter, RedisLimiter};
@@ -121,6 +121,9 @@ pub struct App {
     pub admin_router: Router,
     /// The outbound queue, when senders are configured.
     pub outbox: Option<Outbox>,
+    /// The running configuration's version, shown by `/readyz`: a reload sets the new
+    /// one here (`config::version_of`).
+    pub config_version: ConfigVersion,
     /// The session store the gateway uses (a cheap handle), for the readiness log.
     store: Store,
     /// The worker, when senders are configured and [`Options::worker`] asks for one.
@@ -199,7 +202,12 @@ impl App {
             .join("; ");
         let store = gateway.store().clone();
         let state = Arc::new(AppState::new(gateway, config));
+        let mut worker = worker;
+        if let Some(w) = &mut worker {
+            w.settings.health = state.sender_health.clone();
+        }
         App {
+            config_version: state.config_version.clone(),
             router: router(state.clone(), &config.channels, secrets),
             admin_router: admin_router(state),
             outbox,
@@ -241,6 +249,7 @@ impl App {
             store = self.store.kind(),
             tenants = %self.tenants,
             senders = self.senders,
+            config_version = %self.config_version.get(),
             "tamtam listening"
         );
         // One shutdown signal for both listeners.
@@ -351,5 +360,6 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
         base_backoff: config.outbox.base_backoff,
         max_backoff: config.outbox.max_backoff,
         status_ttl: config.outbox.status_ttl,
+        health: crate::outbox::Health::default(),
     }
 }

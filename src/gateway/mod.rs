@@ -33,7 +33,9 @@ use crate::outbox::{OutMessage, Outbox, OutboxError};
 use crate::session::{Store, StoreError};
 
 pub use limits::SendError;
+pub use sms::sms_span;
 pub use tenants::{load_tenants, Tenant};
+pub use ussd::ussd_span;
 
 /// Shown when a dialled code belongs to no tenant.
 pub const UNKNOWN_SERVICE: &str = "Ce code de service n'est pas disponible.";
