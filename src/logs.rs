@@ -6,10 +6,10 @@
 //! holds the fields of the hop's span, when the line was written inside one):
 //!
 //! ```text
-//! {"timestamp":"2026-11-30T06:00:00.000000Z","level":"INFO","message":"hop",
-//!  "outcome":"continue","end":false,"micros":812,"target":"tamtam::server",
-//!  "span":{"dialect":"africas_talking","tenant":"moov-ci","msisdn":"+225******00",
-//!          "session":"3f0c9a7be21d","name":"ussd"}}
+//! {"timestamp":"2026-11-30T06:14:28.037392Z","level":"INFO","message":"hop",
+//!  "service":"*144#","outcome":"continue","end":false,"micros":640,
+//!  "target":"tamtam::server","span":{"dialect":"africas_talking",
+//!  "msisdn":"+225********01","session":"184db9bcd591","tenant":"moov-ci","name":"ussd"}}
 //! ```
 //!
 //! Why an unkeyed hash of the session id (the first 12 hex digits of its SHA-256): the

@@ -49,7 +49,7 @@ mod dlr;
 mod listener;
 
 pub use self::admin::admin_router;
-use self::admin::{healthz, readyz};
+use self::admin::{healthz, readyz_public};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -111,7 +111,7 @@ pub fn router(
     }
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz_public));
     for (path, dialect) in [
         ("/dlr/kannel", DlrDialect::Kannel),
         ("/dlr/jasmin", DlrDialect::Jasmin),

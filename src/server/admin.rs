@@ -65,6 +65,17 @@ pub(super) async fn healthz() -> &'static str {
 /// the gateway ready: hops still work, and the queue keeps its messages) and `queue` (the
 /// outbound queue's depth, or its error).
 pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    readiness(&state, true).await
+}
+
+/// `GET /readyz` on the public listener, for load balancers: the same answer without the
+/// senders' last error texts, which quote the providers' answers (they may name a number).
+pub(super) async fn readyz_public(State(state): State<Arc<AppState>>) -> Response {
+    readiness(&state, false).await
+}
+
+/// The readiness answer; `errors` includes the senders' last error texts.
+async fn readiness(state: &AppState, errors: bool) -> Response {
     let g = &state.gateway;
     let store = g.store().kind();
     let tenants = g.tenants().len();
@@ -78,7 +89,7 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 "status": h.status(),
                 "at_ms": h.at_ms,
                 "consecutive_failures": h.consecutive_failures,
-                "last_error": h.last_error,
+                "last_error": if errors { h.last_error } else { None },
             });
             (name, health)
         })

@@ -220,6 +220,21 @@ async fn readyz_says_degraded_for_a_failing_sender_and_stays_ready() {
     );
     assert!(kannel["at_ms"].as_u64() > Some(0), "{body}");
     assert_eq!(body["queue"]["delayed"], 1, "{body}");
+    // The public listener's answer (load balancers) leaves out the providers' error texts.
+    let public = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(public.status().as_u16(), 200);
+    let public: Value = public.json().await.unwrap();
+    assert_eq!(
+        public["senders"]["kannel"]["status"], "degraded",
+        "{public}"
+    );
+    assert_eq!(
+        public["senders"]["kannel"]["last_error"],
+        Value::Null,
+        "{public}"
+    );
     let version = body["config_version"].as_str().unwrap();
     assert_eq!(version, tamtam::config::version_of(&server.config));
     server.stop().await;
