@@ -18,7 +18,7 @@
 
 mod reload;
 
-pub use reload::{on_sighup, version_of, watch, Reloader, WATCH_DEBOUNCE};
+pub use reload::{on_sighup, watch, Reloader, WATCH_DEBOUNCE};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -211,7 +211,14 @@ impl App {
         let store = gateway.store().clone();
         let tenants_handle = gateway.tenants_handle();
         let reload_status = gateway.reload_status().clone();
+        // The version of the files the configuration loaded: what `/readyz`, the metrics
+        // and the start-up line show until a reload changes it.
+        reload_status.started(&crate::config::version_of(config));
         let state = Arc::new(AppState::new(gateway, config));
+        let mut worker = worker;
+        if let Some(w) = &mut worker {
+            w.settings.health = state.sender_health.clone();
+        }
         App {
             router: router(state.clone(), &config.channels, secrets),
             admin_router: admin_router(state),
@@ -269,6 +276,7 @@ impl App {
             store = self.store.kind(),
             tenants = %self.tenants,
             senders = self.senders,
+            config_version = %self.reload_status.version(),
             "tamtam listening"
         );
         // One shutdown signal for both listeners.
@@ -379,5 +387,6 @@ pub fn worker_settings(config: &Config) -> WorkerSettings {
         base_backoff: config.outbox.base_backoff,
         max_backoff: config.outbox.max_backoff,
         status_ttl: config.outbox.status_ttl,
+        health: crate::outbox::Health::default(),
     }
 }

@@ -17,9 +17,9 @@
 //! - [`config`]: `config/tamtam.toml`, checked.
 //! - [`app`]: the composition root: what every command loads, and the wiring of a gateway.
 //! - [`cli`]: `serve`, `check`, `simulate`, `outbox`.
-//! - [`message`], [`diagnostic`], [`template`], [`secret`], [`hours`]: the vocabulary the
-//!   rest shares (hops and replies, problem reports, `{placeholder}` texts, secrets, opening
-//!   hours).
+//! - [`message`], [`diagnostic`], [`template`], [`secret`], [`hours`], [`logs`]: the
+//!   vocabulary the rest shares (hops and replies, problem reports, `{placeholder}` texts,
+//!   secrets, opening hours, the log format and hashed session ids).
 
 pub mod adapters;
 pub mod app;
@@ -31,6 +31,7 @@ pub mod diagnostic;
 pub mod gateway;
 pub mod hours;
 pub mod limits;
+pub mod logs;
 pub mod menu;
 pub mod message;
 pub mod outbox;

@@ -1,8 +1,10 @@
-//! The `tamtam` binary: logging set-up, then the command line (`tamtam --help`).
+//! The `tamtam` binary: logging set-up (`TAMTAM_LOG_FORMAT`: `text` or `json`, see
+//! `tamtam::logs`), then the command line (`tamtam --help`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use tamtam::logs::{LogFormat, LOG_FORMAT_ENV};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -14,11 +16,18 @@ async fn main() -> ExitCode {
         Some(_) => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: log collectors and files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let format = match LogFormat::from_env() {
+        Ok(format) => format,
+        Err(name) => {
+            eprintln!("{LOG_FORMAT_ENV}={name:?}: the log format is `text` or `json`");
+            return ExitCode::from(2);
+        }
+    };
+    // Colour codes only on a terminal: log collectors and files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tamtam::logs::subscriber(format, filter, std::io::stderr, ansi);
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("cannot install the logger");
+    }
     tamtam::cli::run(cli).await
 }

@@ -31,6 +31,7 @@ use axum::routing::{any, get};
 /// The routes of a gateway, as the composition root holds them (axum stays in this module).
 pub use axum::Router;
 pub use listener::serve;
+use tracing::Instrument;
 
 use std::collections::HashMap;
 
@@ -40,16 +41,15 @@ use crate::adapters::{
 };
 use crate::auth::{ChannelAuth, Cidr, Inbound, Refusal, RefusalLog, Secret, REFUSAL_LOG_CAP};
 use crate::config::{Config, HttpLimits, Mount};
-use crate::gateway::{Gateway, Outcome};
-use crate::message::mask_msisdn;
-use crate::outbox::SenderKind;
+use crate::gateway::{sms_span, ussd_span, Gateway, Outcome};
+use crate::outbox::{Health, SenderKind};
 
 mod admin;
 mod dlr;
 mod listener;
 
 pub use self::admin::admin_router;
-use self::admin::{healthz, readyz};
+use self::admin::{healthz, readyz_public};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -65,6 +65,8 @@ pub struct AppState {
     dlr_secret: Option<Secret>,
     /// Which refusals are logged (one line per source per minute).
     refusals: RefusalLog,
+    /// Each sender's recent health, recorded by the outbox worker, for `/readyz`.
+    pub sender_health: Health,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             trusted_proxies: config.trusted_proxies.clone(),
             dlr_secret: config.dlr_secret.clone(),
             refusals: RefusalLog::new(REFUSAL_LOG_CAP),
+            sender_health: Health::default(),
         }
     }
 }
@@ -105,7 +108,7 @@ pub fn router(
     }
     let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz_public));
     for (path, dialect) in [
         ("/dlr/kannel", DlrDialect::Kannel),
         ("/dlr/jasmin", DlrDialect::Jasmin),
@@ -351,25 +354,29 @@ async fn ussd(
             Ok(accepted) => accepted,
             Err(rejected) => return rejected,
         };
+    // The hop's span (dialect, tenant, masked number, hashed session) around the gateway's
+    // work and this line, so every line of the hop carries the same fields.
+    let span = ussd_span(dialect.name(), &inbound);
     let (reply, outcome, late) = state
         .gateway
         .ussd_from(peer, dialect.name(), &inbound, budget)
+        .instrument(span.clone())
         .await;
     if let Some(late) = late {
         // The answer by SMS, off the hop: the subscriber has their END already.
         let state = state.clone();
-        tokio::spawn(async move { state.gateway.finish_late(late).await });
+        tokio::spawn(async move { state.gateway.finish_late(late).await }.instrument(span.clone()));
     }
-    tracing::info!(
-        dialect = dialect.name(),
-        service = %inbound.service_code,
-        msisdn = %mask_msisdn(&inbound.msisdn),
-        outcome = outcome.as_str(),
-        end = reply.end,
-        micros = started.elapsed().as_micros() as u64,
-        "hop"
-    );
-    tracing::debug!(session = %inbound.session_id, text = %reply.text, "reply");
+    span.in_scope(|| {
+        tracing::info!(
+            service = %inbound.service_code,
+            outcome = outcome.as_str(),
+            end = reply.end,
+            micros = started.elapsed().as_micros() as u64,
+            "hop"
+        );
+        tracing::debug!(session = %inbound.session_id, text = %reply.text, "reply");
+    });
     into_response(dialect.render(&reply, &inbound.session_id))
 }
 
@@ -386,23 +393,28 @@ async fn sms(
         Ok((sms, peer)) => (sms.inbound, peer),
         Err(rejected) => return rejected,
     };
-    let (reply, outcome) = state.gateway.sms_from(peer, dialect.name(), &inbound).await;
+    let span = sms_span(dialect.name(), &inbound);
+    let (reply, outcome) = state
+        .gateway
+        .sms_from(peer, dialect.name(), &inbound)
+        .instrument(span.clone())
+        .await;
     match outcome {
         Outcome::Limited => return into_response(dialect.render_limited()),
         Outcome::Refused => return into_response(dialect.render_refused()),
         _ => {}
     }
-    tracing::info!(
-        dialect = dialect.name(),
-        to = %inbound.to,
-        msisdn = %mask_msisdn(&inbound.from),
-        outcome = outcome.as_str(),
-        segments = reply.segments,
-        encoding = reply.encoding.as_str(),
-        micros = started.elapsed().as_micros() as u64,
-        "sms"
-    );
-    tracing::debug!(text = %inbound.text, reply = %reply.text, "sms texts");
+    span.in_scope(|| {
+        tracing::info!(
+            to = %inbound.to,
+            outcome = outcome.as_str(),
+            segments = reply.segments,
+            encoding = reply.encoding.as_str(),
+            micros = started.elapsed().as_micros() as u64,
+            "sms"
+        );
+        tracing::debug!(text = %inbound.text, reply = %reply.text, "sms texts");
+    });
     into_response(dialect.render(&reply, &inbound))
 }
 
@@ -427,16 +439,17 @@ async fn sms_async(
         Err(rejected) => return rejected,
     };
     let inbound = &sms.inbound;
-    match state
+    let span = sms_span(dialect.name(), inbound);
+    let served = state
         .gateway
         .sms_async_from(peer, dialect.name(), inbound, &sender, sms.link_id)
-        .await
-    {
+        .instrument(span.clone())
+        .await;
+    let _in_span = span.enter();
+    match served {
         Ok((reply, outcome)) => {
             tracing::info!(
-                dialect = dialect.name(),
                 to = %inbound.to,
-                msisdn = %mask_msisdn(&inbound.from),
                 outcome = outcome.as_str(),
                 segments = reply.segments,
                 micros = started.elapsed().as_micros() as u64,
@@ -445,7 +458,7 @@ async fn sms_async(
             into_response(ack.as_ref().clone())
         }
         Err(e) => {
-            tracing::error!(dialect = dialect.name(), cause = %e, "sms not queued; the aggregator will retry");
+            tracing::error!(cause = %e, "sms not queued; the aggregator will retry");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily unavailable, retry\n",

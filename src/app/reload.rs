@@ -26,18 +26,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
-use crate::config::{Config, Overrides, SourceConfig};
+use crate::config::{files_of, version_of_files, Config, Overrides};
 use crate::diagnostic::Severity;
 use crate::gateway::{ReloadResult, ReloadStatus, Tenants, TenantsHandle};
 
 /// How long the files must stay quiet after a change before the watcher reloads (an
 /// editor's save is several events; a deploy copies several files).
 pub const WATCH_DEBOUNCE: Duration = Duration::from_millis(500);
-
-/// Hex digits of the SHA-256 shown as the configuration version.
-const VERSION_DIGITS: usize = 12;
 
 /// The settings read once at start: the configuration file's top-level keys other than
 /// `tenant`. A reload names each one that changed.
@@ -74,8 +69,8 @@ impl Reloader {
         tenants: TenantsHandle,
         status: ReloadStatus,
     ) -> Reloader {
-        let files = files_of(path, config);
-        let version = version_of(&files);
+        let files = files_of(config);
+        let version = version_of_files(&files);
         status.started(&version);
         Reloader {
             path: path.to_path_buf(),
@@ -105,7 +100,7 @@ impl Reloader {
     /// read.
     pub fn changed(&self) -> bool {
         let seen = self.lock();
-        version_of(&seen.files) != seen.version
+        version_of_files(&seen.files) != seen.version
     }
 
     /// Loads everything anew, checks it, and swaps the new tenants in when nothing is an
@@ -122,10 +117,10 @@ impl Reloader {
             }
         }
         let files = match &loaded {
-            Some(l) => files_of(&self.path, &l.config),
+            Some(l) => files_of(&l.config),
             None => seen.files.clone(),
         };
-        let version = version_of(&files);
+        let version = version_of_files(&files);
         seen.version.clone_from(&version);
         let running = self.status.version();
         let ok = loaded.is_some();
@@ -166,42 +161,6 @@ impl Reloader {
     fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The files `config` (read from `path`) loads: the configuration, each tenant's menu and
-/// each file data source.
-fn files_of(path: &Path, config: &Config) -> Vec<PathBuf> {
-    let mut files = vec![path.to_path_buf()];
-    for t in &config.tenants {
-        files.push(t.menu.clone());
-        for s in &t.sources {
-            if let SourceConfig::File { path, .. } = s {
-                files.push(path.clone());
-            }
-        }
-    }
-    files
-}
-
-/// The version of `files`: the first hex digits of a SHA-256 over each file's name and
-/// bytes (a file that cannot be read counts as such, so its return is a change).
-pub fn version_of(files: &[PathBuf]) -> String {
-    let mut hash = Sha256::new();
-    for f in files {
-        hash.update(f.as_os_str().as_encoded_bytes());
-        match std::fs::read(f) {
-            Ok(bytes) => {
-                hash.update((bytes.len() as u64).to_le_bytes());
-                hash.update(&bytes);
-            }
-            Err(_) => hash.update(b"\xffunreadable"),
-        }
-    }
-    hash.finalize()
-        .iter()
-        .take(VERSION_DIGITS / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The configuration file's top-level settings, the tenants left out; empty when it cannot
@@ -324,14 +283,22 @@ mod tests {
         let file = dir.join("a.toml");
         std::fs::write(&file, "one").unwrap();
         let files = [file.clone()];
-        let first = version_of(&files);
-        assert_eq!(first.len(), VERSION_DIGITS);
+        let first = version_of_files(&files);
+        assert_eq!(first.len(), crate::config::VERSION_LEN);
         std::fs::write(&file, "one").unwrap();
-        assert_eq!(version_of(&files), first, "rewritten with the same bytes");
+        assert_eq!(
+            version_of_files(&files),
+            first,
+            "rewritten with the same bytes"
+        );
         std::fs::write(&file, "two").unwrap();
-        assert_ne!(version_of(&files), first);
+        assert_ne!(version_of_files(&files), first);
         std::fs::remove_file(&file).unwrap();
-        assert_ne!(version_of(&files), first, "a missing file is a change");
+        assert_ne!(
+            version_of_files(&files),
+            first,
+            "a missing file is a change"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -20,6 +20,7 @@ mod limits;
 mod sender;
 mod settings;
 mod tenant;
+mod version;
 
 use std::path::Path;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use self::channel::Mount;
 pub use self::http::HttpLimits;
 pub use self::settings::{OutboxSettings, SessionSettings};
 pub use self::tenant::TenantConfig;
+pub use self::version::{files_of, version_of, version_of_files, VERSION_LEN};
 // The data sources' configuration lives with the sources; re-exported here so that
 // `config::SourceConfig` keeps naming what a `[[tenant.source]]` becomes.
 pub use crate::data::{

@@ -41,7 +41,9 @@ use crate::session::{Store, StoreError};
 
 pub use limits::SendError;
 pub use reload::{ReloadResult, ReloadStatus};
+pub use sms::sms_span;
 pub use tenants::{load_tenants, Tenant, TenantRef, Tenants, TenantsHandle};
+pub use ussd::ussd_span;
 
 /// Shown when a dialled code belongs to no tenant.
 pub const UNKNOWN_SERVICE: &str = "Ce code de service n'est pas disponible.";

@@ -11,6 +11,7 @@
 use tracing::Instrument;
 
 use super::records::{SmsRecord, StateRecord, RECORD_VERSION};
+use super::ussd::hop_span;
 use super::{
     Gateway, NotServed, Outcome, SendError, Tenant, TenantRef, SUITE_NOTE, UNKNOWN_SMS_CODE,
 };
@@ -124,16 +125,23 @@ struct SmsKeys {
     message: Option<String>,
 }
 
-/// Context for every log of one SMS; the number masked, never the text.
-fn sms_span(dialect: &str, tenant: &str, inbound: &SmsInbound) -> tracing::Span {
+/// Context for every log of one SMS: the dialect, the tenant (recorded once resolved), the
+/// number masked, never the text. The server opens it around the whole message, so its
+/// per-message line carries the same fields; [`Gateway::sms`] called without one opens its
+/// own. The webhook's message id is the aggregator's reference, not the subscriber's, and
+/// is shown as is.
+pub fn sms_span(dialect: &str, inbound: &SmsInbound) -> tracing::Span {
     tracing::info_span!(
-        "sms",
+        SMS_SPAN,
         dialect,
-        tenant,
+        tenant = tracing::field::Empty,
         msisdn = %mask_msisdn(&inbound.from),
         id = inbound.id.as_deref().unwrap_or("-"),
     )
 }
+
+/// The name of an SMS's span.
+const SMS_SPAN: &str = "sms";
 
 impl Gateway {
     /// The tenant owning an SMS short code (`+` and spaces ignored).
@@ -181,7 +189,9 @@ impl Gateway {
                 }
             }
         }
-        .instrument(sms_span(dialect, &tenant.config.id, inbound))
+        .instrument(hop_span(SMS_SPAN, &tenant.config.id, || {
+            sms_span(dialect, inbound)
+        }))
         .await
     }
 
@@ -200,7 +210,7 @@ impl Gateway {
         let held = self.resolve_sms(&inbound.to);
         let tenant = held.as_deref();
         let tenant_id = tenant.map_or("-", |t| t.config.id.as_str());
-        let span = sms_span(dialect, tenant_id, inbound);
+        let span = hop_span(SMS_SPAN, tenant_id, || sms_span(dialect, inbound));
         async {
             for _ in 0..MAX_ATTEMPTS {
                 let plan = match tenant {

@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::records::{ResumeRecord, SavedReply, SessionRecord, StateRecord, RECORD_VERSION};
 use super::{Gateway, LateLookup, Outcome, SendError, Tenant, EXPIRED, UNKNOWN_SERVICE};
+use crate::logs::SessionHash;
 use crate::menu::{self, Channel, Menu, State, Step};
 use crate::message::{mask_msisdn, Hop, Inbound, Reply};
 use crate::session::{keys, Guard, StoreError, Write};
@@ -183,6 +184,41 @@ struct HopKeys {
     resume: String,
 }
 
+/// Context for every log of one hop: the dialect, the tenant (recorded once resolved), the
+/// number masked and the session id hashed (`logs::SessionHash`), never the typed text.
+/// The server opens it around the whole hop, so its per-hop line and the rate limiter's
+/// carry the same fields as the gateway's; [`Gateway::ussd`] called without one (the
+/// simulator, tests) opens its own.
+pub fn ussd_span(dialect: &str, inbound: &Inbound) -> tracing::Span {
+    tracing::info_span!(
+        USSD_SPAN,
+        dialect,
+        tenant = tracing::field::Empty,
+        msisdn = %mask_msisdn(&inbound.msisdn),
+        session = %SessionHash(&inbound.session_id),
+    )
+}
+
+/// The name of a hop's span.
+const USSD_SPAN: &str = "ussd";
+
+/// The span named `name` the caller is in, else `open()`; either way with `tenant`
+/// recorded.
+pub(super) fn hop_span(
+    name: &str,
+    tenant: &str,
+    open: impl FnOnce() -> tracing::Span,
+) -> tracing::Span {
+    let current = tracing::Span::current();
+    let span = if current.metadata().is_some_and(|m| m.name() == name) {
+        current
+    } else {
+        open()
+    };
+    span.record("tenant", tracing::field::display(tenant));
+    span
+}
+
 impl Gateway {
     /// Serves one USSD hop within the global `hop_timeout_ms`. Always answers; the outcome
     /// is for logs. A late answer by SMS is finished here, before answering (the simulator
@@ -214,14 +250,8 @@ impl Gateway {
             );
         };
         let tenant: &Tenant = &held;
-        // Context for every log of the hop; the number masked, never the typed text.
-        let span = tracing::info_span!(
-            "ussd",
-            dialect,
-            tenant = %tenant.config.id,
-            msisdn = %mask_msisdn(&inbound.msisdn),
-            session = %inbound.session_id,
-        );
+        // Context for every log of the hop: the server's span when it opened one, else ours.
+        let span = hop_span(USSD_SPAN, &tenant.config.id, || ussd_span(dialect, inbound));
         let mut late = None;
         let hop = self.hop(tenant, prefill, dialect, inbound, budget, &mut late);
         match tokio::time::timeout(budget, hop)

@@ -17,6 +17,7 @@
 //! Delivery is at least once: a replica that dies after the SMSC accepted a message but
 //! before acknowledging it leaves it to be sent again. The window is one HTTP call.
 
+mod health;
 mod queue;
 pub mod senders;
 mod worker;
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use health::{Health, SenderHealth};
 pub use queue::{
     DeadFilter, DeadLetter, Delivery, HistoryLimits, MemoryQueue, Queue, QueueStats, RedisQueue,
     DEFAULT_DETAIL_MAX_CHARS, DEFAULT_HISTORY_MAX_ENTRIES,

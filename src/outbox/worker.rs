@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::health::Health;
 use super::queue::{Delivery, Queue};
 use super::senders::{SendError, Sender};
 use super::{event, now_ms, OutboxError};
@@ -32,6 +33,8 @@ pub struct WorkerSettings {
     pub max_backoff: Duration,
     /// How long the status histories the worker adds to are kept.
     pub status_ttl: Duration,
+    /// Where each send's result is recorded, per sender, for `/readyz`.
+    pub health: Health,
 }
 
 /// The delay before attempt `attempts + 1`: `base * 2^(attempts-1)`, capped, then a random
@@ -101,6 +104,11 @@ async fn process(
     sender.pace().await;
     let attempts = d.message.attempts + 1;
     let outcome = sender.send(&d.message).await;
+    let result = match &outcome {
+        Ok(_) => Ok(()),
+        Err(SendError::Permanent(why) | SendError::Retryable(why)) => Err(why.as_str()),
+    };
+    s.health.record(&sender.config.name, now_ms(), result);
     // From here on the message carries this attempt: a retry or a dead letter counts it.
     let mut d = d;
     d.message.attempts = attempts;
@@ -162,6 +170,7 @@ mod tests {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             status_ttl: Duration::from_secs(60),
+            health: Health::default(),
         };
         for (attempts, base) in [(1, 1), (2, 2), (3, 4), (4, 8), (7, 60), (30, 60)] {
             let d = backoff(&s, attempts);

@@ -90,6 +90,10 @@ mod limits;
 // Kannel itself sends and delivers, which the Kannel adapter is written against.
 mod kannel_e2e;
 
+// Logs for production: JSON lines, the hop's span (tenant, dialect, hashed session) on
+// every line of a hop, nothing raw at INFO; /readyz details (senders' health, version).
+mod logs;
+
 // Support code (not tests): the test gateway and phones, the script runner, golden files,
 // a real Kannel, fake providers.
 mod support;

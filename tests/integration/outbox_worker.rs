@@ -38,6 +38,7 @@ pub fn test_settings(name: &str) -> WorkerSettings {
         base_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
         status_ttl: Duration::from_secs(3600),
+        health: Default::default(),
     }
 }
 
