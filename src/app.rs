@@ -53,6 +53,13 @@ pub fn load(path: &Path, overrides: &Overrides) -> (Option<Loaded>, Vec<Diagnost
         Err(problems) => return (None, problems),
     };
     let (tenants, problems) = load_tenants(&config);
+    let files = std::iter::once(path).chain(config.tenants.iter().map(|t| t.menu.as_path()));
+    let contents: Vec<Vec<u8>> = files
+        .map(|f| std::fs::read(f).unwrap_or_default())
+        .collect();
+    crate::metrics::config_version(&crate::metrics::version_of(
+        contents.iter().map(Vec::as_slice),
+    ));
     (tenants.map(|tenants| Loaded { config, tenants }), problems)
 }
 

@@ -33,6 +33,7 @@ pub mod hours;
 pub mod limits;
 pub mod menu;
 pub mod message;
+pub mod metrics;
 pub mod outbox;
 pub mod secret;
 pub mod server;

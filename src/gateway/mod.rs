@@ -294,13 +294,21 @@ impl Gateway {
             tracing::error!(source, "lookup on an unconfigured data source");
             return LookupOutcome::Failed;
         };
-        match tokio::time::timeout(self.hop_timeout / 2, src.lookup(key)).await {
+        let started = std::time::Instant::now();
+        let outcome = match tokio::time::timeout(self.hop_timeout / 2, src.lookup(key)).await {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::warn!(source, "data source too slow");
                 LookupOutcome::Failed
             }
-        }
+        };
+        let label = match outcome {
+            LookupOutcome::Found(_) => "found",
+            LookupOutcome::Missing => "missing",
+            LookupOutcome::Failed => "failed",
+        };
+        crate::metrics::lookup(&tenant.config.id, source, label, started.elapsed());
+        outcome
     }
 
     /// Checks the session store answers (for `/readyz`).

@@ -144,7 +144,15 @@ impl Gateway {
 
     /// Serves one SMS. Always answers with a non-empty text; the outcome is for logs.
     pub async fn sms(&self, dialect: &str, inbound: &SmsInbound) -> (SmsReply, Outcome) {
+        let started = std::time::Instant::now();
         let Some(tenant) = self.resolve_sms(&inbound.to) else {
+            crate::metrics::hop(
+                "sms",
+                dialect,
+                crate::metrics::NO_TENANT,
+                "unknown_service",
+                started.elapsed(),
+            );
             return (
                 SmsReply::new(transliterate(UNKNOWN_SMS_CODE).into_owned()),
                 Outcome::UnknownService,
@@ -169,7 +177,7 @@ impl Gateway {
             tracing::warn!("SMS lost every race to concurrent messages of its dialogue");
             (unavailable(), Outcome::Contended)
         };
-        async {
+        let done = async {
             match tokio::time::timeout(self.hop_timeout, hop).await {
                 Ok(done) => done,
                 Err(_) => {
@@ -179,7 +187,16 @@ impl Gateway {
             }
         }
         .instrument(sms_span(dialect, &tenant.config.id, inbound))
-        .await
+        .await;
+        crate::metrics::hop(
+            "sms",
+            dialect,
+            &tenant.config.id,
+            done.1.as_str(),
+            started.elapsed(),
+        );
+        crate::metrics::sms_parts(done.0.encoding.as_str(), done.0.segments as u64);
+        done
     }
 
     /// Serves an SMS of an asynchronous dialect: the dialogue and the webhook's id are
@@ -197,7 +214,8 @@ impl Gateway {
         let tenant = self.resolve_sms(&inbound.to);
         let tenant_id = tenant.map_or("-", |t| t.config.id.as_str());
         let span = sms_span(dialect, tenant_id, inbound);
-        async {
+        let started = std::time::Instant::now();
+        let done = async {
             for _ in 0..MAX_ATTEMPTS {
                 let plan = match tenant {
                     Some(tenant) => tokio::time::timeout(
@@ -237,7 +255,14 @@ impl Gateway {
             Err(not_served(Outcome::Contended))
         }
         .instrument(span)
-        .await
+        .await;
+        let outcome = match &done {
+            Ok((_, o)) => o.as_str(),
+            Err(_) => "not_served",
+        };
+        let tenant_label = tenant.map_or(crate::metrics::NO_TENANT, |t| t.config.id.as_str());
+        crate::metrics::hop("sms", dialect, tenant_label, outcome, started.elapsed());
+        done
     }
 
     /// Works out one SMS's reply and the writes that record it, without writing.

@@ -186,7 +186,15 @@ struct HopKeys {
 impl Gateway {
     /// Serves one USSD hop. Always answers; the outcome is for logs.
     pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
+        let started = std::time::Instant::now();
         let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
+            crate::metrics::hop(
+                "ussd",
+                dialect,
+                crate::metrics::NO_TENANT,
+                "unknown_service",
+                started.elapsed(),
+            );
             return (
                 Reply::end(transliterate(UNKNOWN_SERVICE)),
                 Outcome::UnknownService,
@@ -204,7 +212,7 @@ impl Gateway {
             self.hop_timeout,
             self.hop(tenant, prefill, dialect, inbound),
         );
-        async {
+        let done = async {
             match hop.await {
                 Ok(done) => done,
                 Err(_) => {
@@ -217,7 +225,15 @@ impl Gateway {
             }
         }
         .instrument(span)
-        .await
+        .await;
+        crate::metrics::hop(
+            "ussd",
+            dialect,
+            &tenant.config.id,
+            done.1.as_str(),
+            started.elapsed(),
+        );
+        done
     }
 
     /// Read, decide, run, then commit if nobody wrote the session in between; after losing
@@ -252,6 +268,11 @@ impl Gateway {
             {
                 return (r.reply.clone().into(), Outcome::Replay);
             }
+            if let (Hop::Release | Hop::Timeout, Some(SessionRecord { state: Some(s), .. })) =
+                (&inbound.hop, &record)
+            {
+                crate::metrics::screen_left(&tenant.config.id, &s.screen);
+            }
             let run = match decide(&inbound.hop, record, &prefill) {
                 Decision::Release { forget_resume } => {
                     return self.release(tenant, keys, forget_resume).await
@@ -267,6 +288,11 @@ impl Gateway {
                 Decision::Run(run) => run,
             };
 
+            if let (0, None, Some(r)) = (attempt, &run.state, &resume) {
+                if r.session != inbound.session_id {
+                    crate::metrics::screen_left(&tenant.config.id, &r.state.screen);
+                }
+            }
             // Run the engine, in the tenant's local time.
             let now = self.local_now(tenant);
             let (mut state, step) = enter(&tenant.menu, &run, resume, inbound, now);
@@ -299,6 +325,8 @@ impl Gateway {
             } else {
                 Outcome::Continue
             };
+            let screen = &tenant.menu.screen(state.screen).id;
+            crate::metrics::screen(&tenant.config.id, screen, reply.end, state.invalid);
             return (reply, outcome);
         }
         tracing::warn!("hop lost every race to concurrent hops of its session");

@@ -86,6 +86,12 @@ mod limits;
 // Kannel itself sends and delivers, which the Kannel adapter is written against.
 mod kannel_e2e;
 
+// Operations.
+
+// `GET /metrics`: a scripted session in each screen's funnel, hops, lookups; the text passes
+// `promtool check metrics`; a real Prometheus scrapes it and answers a per-screen query.
+mod metrics;
+
 // Support code (not tests): the test gateway and phones, the script runner, golden files,
 // a real Kannel, fake providers.
 mod support;
