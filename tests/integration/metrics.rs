@@ -281,3 +281,57 @@ impl Drop for Prometheus {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+#[tokio::test]
+async fn on_redis_store_calls_sms_parts_and_refused_reports_are_counted() {
+    let prefix = crate::support::unique_prefix("metrics");
+    let url = crate::support::redis_url();
+    let server = Server::start(Some((url.as_str(), prefix.as_str()))).await;
+    let before = scrape(&server).await;
+    scripted_session(&server, "redis").await;
+    let sms: Value = reqwest::Client::new()
+        .post(format!("{}/sms/json", server.base))
+        .json(&json!({"id": format!("{prefix}-m1"), "from": "+2250700000042", "to": "144", "text": "SIM"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let encoding = sms["encoding"].as_str().expect("an encoding").to_string();
+    let refused = reqwest::get(format!("{}/dlr/kannel?id=x&status=1", server.base))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let after = scrape(&server).await;
+    let grew = |series: &str, by: f64| {
+        let (b, a) = (value(&before, series), value(&after, series));
+        assert!(a >= b + by, "{series}: {b} then {a}\n{after}");
+    };
+    grew(
+        r#"tamtam_session_store_duration_seconds_count{operation="get"}"#,
+        5.0,
+    );
+    grew(
+        r#"tamtam_session_store_duration_seconds_count{operation="commit"}"#,
+        3.0,
+    );
+    grew(
+        r#"tamtam_session_store_duration_seconds_count{operation="write"}"#,
+        1.0,
+    );
+    grew(
+        r#"tamtam_hop_duration_seconds_count{channel="sms",dialect="sms_json"}"#,
+        1.0,
+    );
+    grew(
+        &format!("tamtam_sms_parts_total{{encoding=\"{encoding}\"}}"),
+        1.0,
+    );
+    grew(
+        r#"tamtam_auth_refusals_total{reason="missing delivery-report secret"}"#,
+        1.0,
+    );
+    // The Redis store has no in-memory pools to report.
+    assert!(!after.contains("tamtam_memory_store_entries"), "{after}");
+}
