@@ -13,7 +13,8 @@
 //!
 //! The registry is process-wide: every gateway in a process (the tests run several) adds
 //! to the same series. Values sampled when scraped (queue depth, store sizes, breaker
-//! state, limiter refusals) are passed to [`render`] by the caller.
+//! state, limiter refusals) are passed to [`render`] by the caller. The list with each
+//! metric's meaning, and funnel queries: `METRICS.md`.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -139,7 +140,7 @@ impl Family {
         });
     }
 
-    /// The value of a counter's series (0 when absent), for tests and the CLI.
+    /// The value of a counter's series (0 when absent), for tests.
     pub fn value(&self, values: &[&str]) -> u64 {
         let map = self.series.read().unwrap_or_else(|e| e.into_inner());
         let hash = self.hasher.hash_one(values);

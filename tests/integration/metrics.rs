@@ -283,7 +283,7 @@ impl Drop for Prometheus {
 }
 
 #[tokio::test]
-async fn on_redis_store_calls_sms_parts_and_refused_reports_are_counted() {
+async fn on_redis_store_calls_sms_parts_delivery_reports_and_refusals_are_counted() {
     let prefix = crate::support::unique_prefix("metrics");
     let url = crate::support::redis_url();
     let server = Server::start(Some((url.as_str(), prefix.as_str()))).await;
@@ -303,6 +303,13 @@ async fn on_redis_store_calls_sms_parts_and_refused_reports_are_counted() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
+    let unknown = reqwest::get(format!(
+        "{}&id={prefix}-nope&status=1",
+        server.dlr_url("kannel")
+    ))
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 404);
     let after = scrape(&server).await;
     let grew = |series: &str, by: f64| {
         let (b, a) = (value(&before, series), value(&after, series));
