@@ -364,6 +364,11 @@ pub fn hop(channel: &str, dialect: &str, tenant: &str, outcome: &str, took: Dura
     }
 }
 
+/// A hop or an SMS for a code no tenant owns.
+pub fn unknown_service(channel: &str, dialect: &str, took: Duration) {
+    hop(channel, dialect, NO_TENANT, "unknown_service", took);
+}
+
 /// A USSD screen shown after a hop; `ended` when the menu ended the session there;
 /// `invalid` answers given on the screen during the hop.
 pub fn screen(tenant: &str, screen: &str, ended: bool, invalid: u32) {

@@ -146,13 +146,7 @@ impl Gateway {
     pub async fn sms(&self, dialect: &str, inbound: &SmsInbound) -> (SmsReply, Outcome) {
         let started = std::time::Instant::now();
         let Some(tenant) = self.resolve_sms(&inbound.to) else {
-            crate::metrics::hop(
-                "sms",
-                dialect,
-                crate::metrics::NO_TENANT,
-                "unknown_service",
-                started.elapsed(),
-            );
+            crate::metrics::unknown_service("sms", dialect, started.elapsed());
             return (
                 SmsReply::new(transliterate(UNKNOWN_SMS_CODE).into_owned()),
                 Outcome::UnknownService,

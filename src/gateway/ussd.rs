@@ -188,13 +188,7 @@ impl Gateway {
     pub async fn ussd(&self, dialect: &str, inbound: &Inbound) -> (Reply, Outcome) {
         let started = std::time::Instant::now();
         let Some((tenant, prefill)) = self.resolve(&inbound.service_code) else {
-            crate::metrics::hop(
-                "ussd",
-                dialect,
-                crate::metrics::NO_TENANT,
-                "unknown_service",
-                started.elapsed(),
-            );
+            crate::metrics::unknown_service("ussd", dialect, started.elapsed());
             return (
                 Reply::end(transliterate(UNKNOWN_SERVICE)),
                 Outcome::UnknownService,

@@ -80,6 +80,9 @@ async fn a_scripted_session_shows_in_each_screens_funnel_and_promtool_accepts_th
     let server = Server::start(None).await;
     let before = scrape(&server).await;
     scripted_session(&server, "funnel").await;
+    let nobody =
+        json!({"session_id": "metrics-c", "msisdn": "+2250700000042", "service_code": "*999#"});
+    assert_eq!(hop(&server, nobody).await, "end");
     let after = scrape(&server).await;
     let grew = |series: &str, by: f64| {
         let (b, a) = (value(&before, series), value(&after, series));
