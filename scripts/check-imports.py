@@ -24,7 +24,7 @@ LAYERS = [
     ["config"],
     ["adapters", "auth", "data", "limits", "outbox", "session"],
     ["menu", "hours"],
-    ["message", "text", "diagnostic", "template", "secret", "logs"],
+    ["message", "text", "diagnostic", "template", "secret", "logs", "metrics"],
 ]
 LAYER = {m: i for i, names in enumerate(LAYERS) for m in names}
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need when it is
-# missing (redis-server; Kannel's bearerbox, smsbox and fakesmsc), starts Redis on loopback,
-# runs formatting, lint, the import check and every test, and stops what it started. The
-# Kannel tests start their own Kannel (tests/integration/support/kannel.rs): own config,
-# free loopback ports.
+# missing (redis-server; Kannel's bearerbox, smsbox and fakesmsc; prometheus and promtool),
+# starts Redis on loopback, runs formatting, lint, the import check and every test, and
+# stops what it started. The Kannel tests start their own Kannel
+# (tests/integration/support/kannel.rs), the metrics tests their own Prometheus: own
+# config, free loopback ports.
 # Usage: scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +23,16 @@ install_missing() {
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     { have_box bearerbox && have_box smsbox; } || missing+=(kannel)
     command -v fakesmsc >/dev/null || [ -x "$fakesmsc_debian" ] || missing+=(kannel-extras)
+    # promtool and the Prometheus server the metrics tests start (tests/integration/metrics.rs).
+    { command -v promtool >/dev/null && command -v prometheus >/dev/null; } || missing+=(prometheus)
     if ((${#missing[@]})); then
         log "installing ${missing[*]}"
         local sudo=()
         [ "$(id -u)" = 0 ] || sudo=(sudo)
         "${sudo[@]}" apt-get update -qq
         # Installing kannel may start Debian's own Kannel service (/etc/kannel/kannel.conf,
-        # admin port 13000) where services may start; the tests neither use nor collide with it.
+        # admin port 13000), and prometheus its own server (port 9090), where services may
+        # start; the tests neither use nor collide with them.
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
@@ -59,6 +63,17 @@ if [ ! -x "$TAMTAM_TEST_FAKESMSC" ]; then
     exit 1
 fi
 export TAMTAM_TEST_FAKESMSC
+
+# The metrics tests take promtool and prometheus from these variables (else PATH); they
+# fail, never skip, when either is missing.
+PROMTOOL=${PROMTOOL:-$(command -v promtool || true)}
+TAMTAM_TEST_PROMETHEUS=${TAMTAM_TEST_PROMETHEUS:-$(command -v prometheus || true)}
+if [ ! -x "$PROMTOOL" ] || [ ! -x "$TAMTAM_TEST_PROMETHEUS" ]; then
+    echo "promtool or prometheus not found (Debian package prometheus)" >&2
+    exit 1
+fi
+export PROMTOOL TAMTAM_TEST_PROMETHEUS
+echo "Prometheus: $TAMTAM_TEST_PROMETHEUS, promtool $PROMTOOL"
 echo "Kannel: $(command -v bearerbox || echo /usr/sbin/bearerbox), fakesmsc $TAMTAM_TEST_FAKESMSC"
 
 log "starting redis-server on loopback"

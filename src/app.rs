@@ -213,7 +213,9 @@ impl App {
         let reload_status = gateway.reload_status().clone();
         // The version of the files the configuration loaded: what `/readyz`, the metrics
         // and the start-up line show until a reload changes it.
-        reload_status.started(&crate::config::version_of(config));
+        let version = crate::config::version_of(config);
+        reload_status.started(&version);
+        crate::metrics::config_version(&version);
         let state = Arc::new(AppState::new(gateway, config));
         let mut worker = worker;
         if let Some(w) = &mut worker {

@@ -34,6 +34,7 @@ pub mod limits;
 pub mod logs;
 pub mod menu;
 pub mod message;
+pub mod metrics;
 pub mod outbox;
 pub mod secret;
 pub mod server;

@@ -289,6 +289,7 @@ impl AppState {
         let now = self.gateway.now();
         let source = crate::auth::source_address(parts.peer, &parts.headers, &self.trusted_proxies);
         check(&parts.inbound(now), source).map(|()| source).map_err(|refusal| {
+            crate::metrics::auth_refused(refusal.reason());
             if self.refusals.should_log(source, now) {
                 // Never the credentials: the reason names the mechanism only.
                 tracing::warn!(

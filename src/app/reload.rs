@@ -155,6 +155,7 @@ impl Reloader {
             version,
         };
         self.status.record(result.clone());
+        crate::metrics::reload_result(result.ok, &result.version);
         result
     }
 

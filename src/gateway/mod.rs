@@ -432,22 +432,32 @@ impl Gateway {
             tracing::error!(source, "lookup on an unconfigured data source");
             return Looked::Done(LookupOutcome::Failed);
         };
-        if late {
+        let started = std::time::Instant::now();
+        let looked = if late {
             let (src, key) = (src.clone(), effect.key.clone());
             let mut running: Pin<Box<dyn Future<Output = LookupOutcome> + Send>> =
                 Box::pin(async move { src.lookup(&key).await });
-            return match tokio::time::timeout(patience, &mut running).await {
+            match tokio::time::timeout(patience, &mut running).await {
                 Ok(outcome) => Looked::Done(outcome),
                 Err(_) => Looked::Late(running),
-            };
-        }
-        match tokio::time::timeout(patience, src.lookup(&effect.key)).await {
-            Ok(outcome) => Looked::Done(outcome),
-            Err(_) => {
-                tracing::warn!(source, "data source too slow");
-                Looked::Done(LookupOutcome::Failed)
             }
-        }
+        } else {
+            match tokio::time::timeout(patience, src.lookup(&effect.key)).await {
+                Ok(outcome) => Looked::Done(outcome),
+                Err(_) => {
+                    tracing::warn!(source, "data source too slow");
+                    Looked::Done(LookupOutcome::Failed)
+                }
+            }
+        };
+        let label = match &looked {
+            Looked::Done(LookupOutcome::Found(_)) => "found",
+            Looked::Done(LookupOutcome::Missing) => "missing",
+            Looked::Done(LookupOutcome::Failed) => "failed",
+            Looked::Late(_) => "late",
+        };
+        crate::metrics::lookup(&tenant.config.id, source, label, started.elapsed());
+        looked
     }
 
     /// Checks the session store answers (for `/readyz`).

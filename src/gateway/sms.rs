@@ -154,7 +154,9 @@ impl Gateway {
 
     /// Serves one SMS. Always answers with a non-empty text; the outcome is for logs.
     pub async fn sms(&self, dialect: &str, inbound: &SmsInbound) -> (SmsReply, Outcome) {
+        let started = std::time::Instant::now();
         let Some(held) = self.resolve_sms(&inbound.to) else {
+            crate::metrics::unknown_service("sms", dialect, started.elapsed());
             return (
                 SmsReply::new(transliterate(UNKNOWN_SMS_CODE).into_owned()),
                 Outcome::UnknownService,
@@ -180,7 +182,7 @@ impl Gateway {
             tracing::warn!("SMS lost every race to concurrent messages of its dialogue");
             (unavailable(), Outcome::Contended)
         };
-        async {
+        let done = async {
             match tokio::time::timeout(self.hop_timeout, hop).await {
                 Ok(done) => done,
                 Err(_) => {
@@ -192,7 +194,16 @@ impl Gateway {
         .instrument(hop_span(SMS_SPAN, &tenant.config.id, || {
             sms_span(dialect, inbound)
         }))
-        .await
+        .await;
+        crate::metrics::hop(
+            "sms",
+            dialect,
+            &tenant.config.id,
+            done.1.as_str(),
+            started.elapsed(),
+        );
+        crate::metrics::sms_parts(done.0.encoding.as_str(), done.0.segments as u64);
+        done
     }
 
     /// Serves an SMS of an asynchronous dialect: the dialogue and the webhook's id are
@@ -211,7 +222,8 @@ impl Gateway {
         let tenant = held.as_deref();
         let tenant_id = tenant.map_or("-", |t| t.config.id.as_str());
         let span = hop_span(SMS_SPAN, tenant_id, || sms_span(dialect, inbound));
-        async {
+        let started = std::time::Instant::now();
+        let done = async {
             for _ in 0..MAX_ATTEMPTS {
                 let plan = match tenant {
                     Some(tenant) => tokio::time::timeout(
@@ -251,7 +263,14 @@ impl Gateway {
             Err(not_served(Outcome::Contended))
         }
         .instrument(span)
-        .await
+        .await;
+        let outcome = match &done {
+            Ok((_, o)) => o.as_str(),
+            Err(_) => "not_served",
+        };
+        let tenant_label = tenant.map_or(crate::metrics::NO_TENANT, |t| t.config.id.as_str());
+        crate::metrics::hop("sms", dialect, tenant_label, outcome, started.elapsed());
+        done
     }
 
     /// Works out one SMS's reply and the writes that record it, without writing.

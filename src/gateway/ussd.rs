@@ -242,7 +242,9 @@ impl Gateway {
         inbound: &Inbound,
         budget: std::time::Duration,
     ) -> (Reply, Outcome, Option<LateLookup>) {
+        let started = std::time::Instant::now();
         let Some((held, prefill)) = self.resolve(&inbound.service_code) else {
+            crate::metrics::unknown_service("ussd", dialect, started.elapsed());
             return (
                 Reply::end(transliterate(UNKNOWN_SERVICE)),
                 Outcome::UnknownService,
@@ -254,7 +256,7 @@ impl Gateway {
         let span = hop_span(USSD_SPAN, &tenant.config.id, || ussd_span(dialect, inbound));
         let mut late = None;
         let hop = self.hop(tenant, prefill, dialect, inbound, budget, &mut late);
-        match tokio::time::timeout(budget, hop)
+        let done = match tokio::time::timeout(budget, hop)
             .instrument(span.clone())
             .await
         {
@@ -267,7 +269,15 @@ impl Gateway {
                     None,
                 )
             }
-        }
+        };
+        crate::metrics::hop(
+            "ussd",
+            dialect,
+            &tenant.config.id,
+            done.1.as_str(),
+            started.elapsed(),
+        );
+        done
     }
 
     /// Read, decide, run, then commit if nobody wrote the session in between; after losing
@@ -305,6 +315,11 @@ impl Gateway {
             {
                 return (r.reply.clone().into(), Outcome::Replay);
             }
+            if let (Hop::Release | Hop::Timeout, Some(SessionRecord { state: Some(s), .. })) =
+                (&inbound.hop, &record)
+            {
+                crate::metrics::screen_left(&tenant.config.id, &s.screen);
+            }
             let run = match decide(&inbound.hop, record, &prefill) {
                 Decision::Release { forget_resume } => {
                     return self.release(tenant, keys, forget_resume).await
@@ -320,6 +335,11 @@ impl Gateway {
                 Decision::Run(run) => run,
             };
 
+            if let (0, None, Some(r)) = (attempt, &run.state, &resume) {
+                if r.session != inbound.session_id {
+                    crate::metrics::screen_left(&tenant.config.id, &r.state.screen);
+                }
+            }
             // Run the engine, in the tenant's local time.
             let now = self.local_now(tenant);
             let (mut state, step) = enter(&tenant.menu, &run, resume, inbound, now);
@@ -356,6 +376,8 @@ impl Gateway {
             } else {
                 Outcome::Continue
             };
+            let screen = &tenant.menu.screen(state.screen).id;
+            crate::metrics::screen(&tenant.config.id, screen, reply.end, state.invalid);
             return (reply, outcome);
         }
         tracing::warn!("hop lost every race to concurrent hops of its session");

@@ -45,6 +45,8 @@ pub struct State {
     /// The tenant's local time, given by the caller for opening hours. Never stored; without
     /// it, every line counts as closed and `{next_open:…}` renders empty.
     pub now: Option<LocalTime>,
+    /// Invalid answers given since the caller last reset it (for metrics). Never stored.
+    pub invalid: u32,
 }
 
 impl State {
@@ -61,6 +63,7 @@ impl State {
             resume: None,
             outgoing: Vec::new(),
             now: None,
+            invalid: 0,
         }
     }
 
@@ -512,6 +515,7 @@ fn push_history(state: &mut State) {
 
 fn invalid(menu: &Menu, channel: Channel, state: &mut State, allowed: u8) -> Flow {
     state.errors = state.errors.saturating_add(1);
+    state.invalid = state.invalid.saturating_add(1);
     if state.errors >= allowed.max(1) {
         return Flow::End(menu.texts(channel).too_many_errors.clone());
     }

@@ -115,6 +115,7 @@ async fn process(
     let result = match outcome {
         Ok(provider_id) => {
             tracing::info!(message = %id, sender = %sender.config.name, attempts, "sms sent");
+            crate::metrics::sent(&sender.config.name, &d.message.text);
             queue
                 .sent(
                     &d,
@@ -125,6 +126,7 @@ async fn process(
                 .await
         }
         Err(SendError::Permanent(why)) => {
+            crate::metrics::send(&sender.config.name, "refused");
             tracing::warn!(message = %id, sender = %sender.config.name, cause = %why, "sms refused; dead-lettered");
             queue
                 .dead(&d, &why, &event("dead", Some(why.clone())), s.status_ttl)
@@ -132,6 +134,7 @@ async fn process(
         }
         Err(SendError::Retryable(why)) if attempts >= sender.max_attempts() => {
             let why = format!("gave up after {attempts} attempts; {why}");
+            crate::metrics::send(&sender.config.name, "gave_up");
             tracing::warn!(message = %id, sender = %sender.config.name, cause = %why, "sms dead-lettered");
             queue
                 .dead(&d, &why, &event("dead", Some(why.clone())), s.status_ttl)
@@ -139,6 +142,7 @@ async fn process(
         }
         Err(SendError::Retryable(why)) => {
             let delay = backoff(s, attempts);
+            crate::metrics::send(&sender.config.name, "retry");
             tracing::info!(message = %id, sender = %sender.config.name, attempts, cause = %why, retry_in_ms = delay.as_millis() as u64, "sms will be retried");
             let due = now_ms() + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             queue

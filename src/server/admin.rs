@@ -1,24 +1,29 @@
 //! The operations endpoints, served on the admin listener (`admin_listen`, never the
-//! public one): `GET /messages/{id}` (an outbound SMS's status history), and `/healthz`
-//! and `/readyz`, which the public router mounts too, for load balancers.
+//! public one): `GET /messages/{id}` (an outbound SMS's status history), `GET /metrics`
+//! (Prometheus, `crate::metrics`), and `/healthz` and `/readyz`, which the public router
+//! mounts too, for load balancers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use super::{json, AppState};
+use crate::data::{BreakerState, Source};
+use crate::session::Store;
 
-/// The operations endpoints, for the admin listener: `GET /messages/{id}`, `/healthz`,
-/// `/readyz`.
+/// The operations endpoints, for the admin listener: `GET /messages/{id}`, `/metrics`,
+/// `/healthz`, `/readyz`.
 pub fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/messages/{id}", get(message_status))
+        .route("/metrics", get(metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .with_state(state)
 }
@@ -134,4 +139,77 @@ fn config_details(status: &crate::gateway::ReloadStatus) -> serde_json::Value {
         serde_json::json!({"at_ms": r.at_ms, "ok": r.ok, "problems": r.problems, "version": r.version})
     });
     serde_json::json!({"version": status.version(), "last_reload": last})
+}
+
+/// How long a scrape waits for the outbound queue's depth (a Redis call) before leaving it
+/// out (`tamtam_outbox_stats_up 0`).
+const QUEUE_STATS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /metrics`: the recorded metrics, and what is sampled now: the limiter's refusals,
+/// the outbound queue's depth, each HTTP source's breaker, the in-memory store's pools.
+/// Every screen of every tenant is listed (at 0 until reached), so a funnel is complete.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use crate::metrics::Sample;
+    let g = &state.gateway;
+    let sample = |name, labels: Vec<(&'static str, String)>, value: f64| Sample {
+        name,
+        labels,
+        value,
+    };
+    let mut samples = Vec::new();
+    for (refusal, n) in g.limiter().refusals() {
+        let labels = vec![("reason", refusal.as_str().to_string())];
+        samples.push(sample("tamtam_limit_refusals_total", labels, n as f64));
+    }
+    for tenant in g.tenants().iter() {
+        let id = &tenant.config.id;
+        for screen in &tenant.menu.screens {
+            crate::metrics::touch_screen(id, &screen.id);
+        }
+        for (name, source) in &tenant.sources {
+            if let Source::Http(http) = source {
+                let value = match http.breaker_state() {
+                    BreakerState::Closed => 0.0,
+                    BreakerState::HalfOpen => 1.0,
+                    BreakerState::Open => 2.0,
+                };
+                let labels = vec![("tenant", id.clone()), ("source", name.clone())];
+                samples.push(sample("tamtam_breaker_state", labels, value));
+            }
+        }
+    }
+    if let Store::Memory(m) = g.store() {
+        for (pool, len, cap) in m.pools() {
+            let labels = || vec![("pool", pool.to_string())];
+            samples.push(sample("tamtam_memory_store_entries", labels(), len as f64));
+            samples.push(sample("tamtam_memory_store_capacity", labels(), cap as f64));
+        }
+    }
+    if let Some(outbox) = g.outbox() {
+        let stats = tokio::time::timeout(QUEUE_STATS_TIMEOUT, outbox.queue.stats()).await;
+        let up = match stats {
+            Ok(Ok(s)) => {
+                for (queue_state, n) in [
+                    ("ready", s.ready),
+                    ("in_flight", s.in_flight),
+                    ("delayed", s.delayed),
+                    ("dead", s.dead),
+                ] {
+                    let labels = vec![("state", queue_state.to_string())];
+                    samples.push(sample("tamtam_outbox_messages", labels, n as f64));
+                }
+                1.0
+            }
+            _ => 0.0,
+        };
+        samples.push(sample("tamtam_outbox_stats_up", Vec::new(), up));
+    }
+    let body = crate::metrics::render(&samples);
+    Response::builder()
+        .header(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(body.into())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

@@ -50,6 +50,7 @@ pub(super) async fn dlr(state: Arc<AppState>, dialect: DlrDialect, req: Request)
         }
     };
     let status = report.status.as_str();
+    crate::metrics::delivery_report(dialect.name(), status);
     let detail = Some(report.detail.clone());
     let (known, retry_when_unknown) = match &report.id {
         MessageRef::Own(id) => (outbox.report_own(id, status, detail).await, false),

@@ -202,6 +202,12 @@ impl MemoryStore {
         self.lock().map.len()
     }
 
+    /// Each pool's name, entries and capacity (for metrics).
+    pub fn pools(&self) -> [(&'static str, usize, usize); 2] {
+        let i = self.lock();
+        [&i.conversations, &i.messages].map(|p| (p.name, p.order.len(), p.cap))
+    }
+
     /// True when no key is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

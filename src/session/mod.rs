@@ -61,7 +61,7 @@ impl Store {
     pub async fn get(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.get(keys)),
-            Store::Redis(r) => r.get(keys).await,
+            Store::Redis(r) => crate::metrics::store_timed("get", r.get(keys)).await,
         }
     }
 
@@ -72,7 +72,7 @@ impl Store {
                 m.write(writes);
                 Ok(())
             }
-            Store::Redis(r) => r.write(writes).await,
+            Store::Redis(r) => crate::metrics::store_timed("write", r.write(writes)).await,
         }
     }
 
@@ -82,7 +82,9 @@ impl Store {
     pub async fn commit(&self, guards: &[Guard], writes: &[Write]) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.commit(guards, writes)),
-            Store::Redis(r) => r.commit(guards, writes).await,
+            Store::Redis(r) => {
+                crate::metrics::store_timed("commit", r.commit(guards, writes)).await
+            }
         }
     }
 

@@ -90,6 +90,12 @@ mod limits;
 // Kannel itself sends and delivers, which the Kannel adapter is written against.
 mod kannel_e2e;
 
+// Operations.
+
+// `GET /metrics`: a scripted session in each screen's funnel, hops, lookups; the text passes
+// `promtool check metrics`; a real Prometheus scrapes it and answers a per-screen query.
+mod metrics;
+
 // Logs for production: JSON lines, the hop's span (tenant, dialect, hashed session) on
 // every line of a hop, nothing raw at INFO; /readyz details (senders' health, version).
 mod logs;

@@ -418,6 +418,13 @@ async fn retry_policy(queue: Queue, tag: &str) {
     let h = wait_last(&outbox, &m_refuses.id, "dead").await;
     assert_eq!(statuses(&h), ["accepted", "dead"], "{tag}: {h:#?}");
     assert_eq!(refuses.count(), 1, "{tag}: a 4xx is not retried");
+    // Counted by sender and result (the memory and Redis runs share the names: at least).
+    let sends = |s: &str, r: &str| tamtam::metrics::METRICS.sends.value(&[s, r]);
+    assert!(
+        sends("flaky", "retry") >= 2 && sends("flaky", "sent") >= 1,
+        "{tag}"
+    );
+    assert!(sends("refuses", "refused") >= 1, "{tag}");
 
     let h = wait_last(&outbox, &m_down.id, "dead").await;
     assert_eq!(

@@ -531,6 +531,18 @@ fn only_a_session_that_went_past_home_is_worth_resuming() {
 }
 
 #[test]
+fn invalid_answers_are_counted_in_the_state_as_data_for_the_caller() {
+    let menu = menu(MENU);
+    let (mut state, _) = start(&menu, Channel::Ussd, MSISDN, None, Vec::new(), None);
+    assert_eq!(state.invalid, 0);
+    input(&menu, Channel::Ussd, &mut state, MSISDN, "9");
+    input(&menu, Channel::Ussd, &mut state, MSISDN, "98");
+    assert_eq!(state.invalid, 2, "two invalid answers on home");
+    input(&menu, Channel::Ussd, &mut state, MSISDN, "3");
+    assert_eq!(state.invalid, 2, "a valid answer counts nothing");
+}
+
+#[test]
 fn a_direct_dial_applies_its_inputs_as_if_typed() {
     check(
         MENU,
