@@ -14,7 +14,7 @@
 //! The registry is process-wide: every gateway in a process (the tests run several) adds
 //! to the same series. Values sampled when scraped (queue depth, store sizes, breaker
 //! state, limiter refusals) are passed to [`render`] by the caller. The list with each
-//! metric's meaning, and funnel queries: `METRICS.md`.
+//! metric's meaning, and funnel queries: the README's "Metrics" section.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
