@@ -16,6 +16,7 @@ use tamtam::session::{MemoryStore, Store};
 
 use crate::outbox_worker::out;
 use crate::support::outbox_fake::{client, get_message, json_statuses, post_form, tamtam_bin};
+use crate::support::Captured;
 use crate::support::{parse_screen, root, script_time, shipped_config, test_options, Server};
 
 const SECRET: &str = "hubtel-shared-secret";
@@ -391,20 +392,6 @@ async fn message_statuses_are_served_on_the_admin_listener_only() {
     server.stop().await;
 }
 
-/// Log lines written while a test runs.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_never_reach_the_logs_and_refusals_are_logged_once_per_source() {
     let logs = Captured::default();
@@ -465,7 +452,7 @@ async fn secrets_never_reach_the_logs_and_refusals_are_logged_once_per_source() 
     assert_eq!(code, 404);
     server.stop().await;
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     for secret in [
         SECRET,
         PASSWORD,

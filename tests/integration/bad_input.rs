@@ -4,6 +4,7 @@
 
 use tamtam::adapters::Dialect;
 
+use crate::support::Captured;
 use crate::support::{parse_screen, Phone, Screen, Server};
 
 async fn post(server: &Server, dialect: Dialect, body: Vec<u8>) -> Screen {
@@ -175,26 +176,6 @@ async fn garbage_never_gets_a_5xx() {
     let mut phone = Phone::new(&server, Dialect::Json, "*144#", "+2250700000001");
     assert_eq!(phone.dial().await.status, 200);
     server.stop().await;
-}
-
-/// Log lines written while a test runs, for reading back.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// serde quotes the values it cannot read (`invalid type: integer `2250700000001``): a

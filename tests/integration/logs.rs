@@ -3,9 +3,8 @@
 //! MSISDN at INFO or above; and `/readyz` details (store, senders' health, configuration
 //! version, queue depth).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -17,27 +16,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::outbox_worker::out;
 use crate::support::outbox_fake::{tamtam_bin, wait_last, RefusingPort, TempDir};
+use crate::support::Captured;
 use crate::support::{root, shipped_config, test_options, Phone, Server};
-
-/// A log sink the test reads back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 const SESSION: &str = "ATUid_logs_7f3a9c2e11d04b6";
 const MSISDN: &str = "+2250717000042";

@@ -586,3 +586,25 @@ pub fn replace_sender(config: &mut Config, sender: tamtam::outbox::SenderConfig)
         .retain(|s| s.name != sender.name && s.kind != sender.kind);
     config.senders.push(sender);
 }
+
+/// Log lines written while a test runs, read back with [`Captured::text`]: the writer of a
+/// `tracing_subscriber::fmt()` subscriber (`.with_writer(move || captured.clone())`).
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
