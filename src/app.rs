@@ -29,7 +29,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, HttpLimits, Overrides};
-use crate::diagnostic::{Diagnostic, Severity};
+pub use crate::diagnostic::has_errors;
+use crate::diagnostic::Diagnostic;
 use crate::gateway::{load_tenants, Clock, Gateway, ReloadStatus, Tenant, TenantsHandle};
 use crate::limits::{Backend, LimitError, Limiter, MemoryLimiter, RedisLimiter};
 use crate::outbox::{
@@ -62,11 +63,6 @@ pub fn load(path: &Path, overrides: &Overrides) -> (Option<Loaded>, Vec<Diagnost
     };
     let (tenants, problems) = load_tenants(&config);
     (tenants.map(|tenants| Loaded { config, tenants }), problems)
-}
-
-/// Whether any of `problems` is an error.
-pub fn has_errors(problems: &[Diagnostic]) -> bool {
-    problems.iter().any(|d| d.severity == Severity::Error)
 }
 
 /// Reads a secret by name (the Twilio auth token): the binary reads the environment.

@@ -122,11 +122,7 @@ fn load(path: &Path, print: impl Fn(&Diagnostic)) -> Option<Loaded> {
 }
 
 async fn run_serve(path: &Path) -> ExitCode {
-    let print = |d: &Diagnostic| match d.severity {
-        Severity::Error => tracing::error!("{d}"),
-        Severity::Warning => tracing::warn!("{d}"),
-    };
-    let Some(Loaded { config, tenants }) = load(path, print) else {
+    let Some(Loaded { config, tenants }) = load(path, Diagnostic::log) else {
         tracing::error!("not starting: fix the problems above (`tamtam check` lists them)");
         return ExitCode::FAILURE;
     };

@@ -61,6 +61,15 @@ impl Diagnostic {
         }
     }
 
+    /// Logs the problem at its level (ERROR or WARN), as `serve` and a reload report what
+    /// `check` would print.
+    pub fn log(&self) {
+        match self.severity {
+            Severity::Error => tracing::error!("{self}"),
+            Severity::Warning => tracing::warn!("{self}"),
+        }
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::config::{files_of, version_of_files, Config, Overrides};
-use crate::diagnostic::Severity;
+use crate::diagnostic::Diagnostic;
 use crate::gateway::{ReloadResult, ReloadStatus, Tenants, TenantsHandle};
 
 /// How long the files must stay quiet after a change before the watcher reloads (an
@@ -110,12 +110,7 @@ impl Reloader {
     pub fn reload(&self) -> ReloadResult {
         let mut seen = self.lock();
         let (loaded, problems) = super::load(&self.path, &self.overrides);
-        for d in &problems {
-            match d.severity {
-                Severity::Error => tracing::error!("{d}"),
-                Severity::Warning => tracing::warn!("{d}"),
-            }
-        }
+        problems.iter().for_each(Diagnostic::log);
         let files = match &loaded {
             Some(l) => files_of(&l.config),
             None => seen.files.clone(),

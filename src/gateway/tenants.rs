@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Config, SourceConfig, TenantConfig};
 use crate::data::Source;
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{has_errors, Diagnostic};
 use crate::menu::{self, LoadOptions, Menu};
 use crate::message::dial_parts;
 
@@ -117,7 +117,7 @@ pub fn load_tenants(config: &Config) -> (Option<Vec<Tenant>>, Vec<Diagnostic>) {
         .iter()
         .filter_map(|t| load_tenant(config, t, &mut problems))
         .collect();
-    let ok = !problems.iter().any(|d| d.severity == Severity::Error);
+    let ok = !has_errors(&problems);
     (ok.then_some(tenants), problems)
 }
 
@@ -150,12 +150,11 @@ fn load_tenant(
         Ok(text) => menu::load(&file, &text, &options),
         Err(e) => (
             None,
-            vec![Diagnostic {
-                severity: Severity::Error,
-                file: file.clone(),
-                place: None,
-                message: format!("cannot read the menu of tenant {}: {e}", t.id),
-            }],
+            vec![Diagnostic::error(
+                file.clone(),
+                None,
+                format!("cannot read the menu of tenant {}: {e}", t.id),
+            )],
         ),
     };
     problems.extend(diags);
@@ -180,16 +179,15 @@ fn open_sources(
             Ok(source) => {
                 sources.insert(s.name().to_string(), source);
             }
-            Err(e) => problems.push(Diagnostic {
-                severity: Severity::Error,
+            Err(e) => problems.push(Diagnostic::error(
                 // A file's problem is in that file; a network source's in the config.
-                file: match s {
+                match s {
                     SourceConfig::File { path, .. } => path.display().to_string(),
                     _ => config.file.clone(),
                 },
-                place: None,
-                message: format!("data source `{}` of tenant {}: {e}", s.name(), t.id),
-            }),
+                None,
+                format!("data source `{}` of tenant {}: {e}", s.name(), t.id),
+            )),
         }
     }
     sources
@@ -206,26 +204,25 @@ fn check_sms_sending(menu: &Menu, t: &TenantConfig, file: &str, problems: &mut V
     }) else {
         return;
     };
+    let place = || Some(screen.id.clone());
     if t.sms_sender.is_none() {
-        problems.push(Diagnostic {
-            severity: Severity::Error,
-            file: file.to_string(),
-            place: Some(screen.id.clone()),
-            message: format!(
+        problems.push(Diagnostic::error(
+            file,
+            place(),
+            format!(
                 "this screen sends an SMS, but tenant {} has no `sms_sender`",
                 t.id
             ),
-        });
+        ));
     }
     if t.sms_codes.is_empty() {
-        problems.push(Diagnostic {
-            severity: Severity::Error,
-            file: file.to_string(),
-            place: Some(screen.id.clone()),
-            message: format!(
+        problems.push(Diagnostic::error(
+            file,
+            place(),
+            format!(
                 "this screen sends an SMS, but tenant {} has no `sms_codes` to send it from",
                 t.id
             ),
-        });
+        ));
     }
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::model::{Kind, Menu, Screen, ScreenId, Texts};
 use super::render::policy_owned;
-use crate::diagnostic::{readable, Diagnostic, Severity};
+use crate::diagnostic::{has_errors, readable, Diagnostic, Severity};
 use crate::text::{TextPolicy, UssdLimits};
 
 /// What a menu needs to know about its tenant.
@@ -146,7 +146,7 @@ impl Report<'_> {
         self.push(Severity::Warning, Some(screen), message);
     }
     fn has_errors(&self) -> bool {
-        self.items.iter().any(|d| d.severity == Severity::Error)
+        has_errors(&self.items)
     }
 }
 
@@ -452,7 +452,7 @@ mod tests {
             ..LoadOptions::default()
         };
         let (menu, diags) = load("m.toml", toml_text, &options);
-        if diags.iter().any(|d| d.severity == Severity::Error) {
+        if has_errors(&diags) {
             assert!(menu.is_none(), "a menu with errors is not served");
         }
         diags.iter().map(ToString::to_string).collect()

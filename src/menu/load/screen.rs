@@ -5,7 +5,7 @@
 //! screen kind means one function here and one arm in `engine::enter`.
 
 use super::{compile_user_regex, Ctx, RawScreen, Report};
-use crate::diagnostic::Severity;
+use crate::diagnostic::has_errors;
 use crate::menu::model::{
     Body, Kind, LayoutKind, Route, RouteCondition, Screen, ScreenId, MAX_CHOICES, MAX_ERRORS,
 };
@@ -128,10 +128,7 @@ pub(super) fn build_screen(
     };
     let body = shown.and_then(|text| build_body(id, text, labels, layout, raw, ctx, report));
 
-    if report.items[before..]
-        .iter()
-        .any(|d| d.severity == Severity::Error)
-    {
+    if has_errors(&report.items[before..]) {
         return None;
     }
     Some(Screen {

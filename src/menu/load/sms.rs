@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::{compile_user_regex, RawSms, Report};
-use crate::diagnostic::Severity;
+use crate::diagnostic::has_errors;
 use crate::menu::model::{Keyword, ScreenId, SmsRoutes};
 use crate::menu::render::policy_owned;
 use crate::text::TextPolicy;
@@ -77,10 +77,7 @@ pub(super) fn build_sms(
         format!("Envoyez un mot-clé : {}.", names.join(", "))
     });
     routes.help = policy_owned(policy, &help);
-    if report.items[before..]
-        .iter()
-        .any(|d| d.severity == Severity::Error)
-    {
+    if has_errors(&report.items[before..]) {
         return None;
     }
     Some(routes)
