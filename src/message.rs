@@ -98,6 +98,17 @@ impl SmsReply {
     }
 }
 
+/// `s` with every run of 8 digits or more (with an optional `+`) masked the way
+/// [`mask_msisdn`] masks a number: for texts that may quote one (a provider's answer, a
+/// parser's error) on their way to logs, dead letters or an error body.
+pub fn mask_numbers(s: &str) -> String {
+    static NUMBER: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\+?\d{8,}").expect("a valid regex"));
+    NUMBER
+        .replace_all(s, |c: &regex::Captures| mask_msisdn(&c[0]))
+        .into_owned()
+}
+
 /// Masks a number for logs: `+2250700000001` becomes `+225*******01`. Logs at INFO and
 /// above never carry a raw MSISDN.
 pub fn mask_msisdn(msisdn: &str) -> String {

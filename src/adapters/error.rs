@@ -8,6 +8,8 @@
 
 use std::sync::LazyLock;
 
+use crate::message::mask_numbers;
+
 /// What is wrong with a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdapterError {
@@ -154,16 +156,6 @@ pub(crate) fn json_problem(e: &serde_json::Error) -> String {
         .expect("a valid regex")
     });
     mask_numbers(&VALUE.replace_all(&e.to_string(), "$1"))
-}
-
-/// `s` with every run of 8 digits or more (with an optional `+`) masked as an MSISDN is
-/// in logs (`+225********01`).
-pub(crate) fn mask_numbers(s: &str) -> String {
-    static NUMBER: LazyLock<regex::Regex> =
-        LazyLock::new(|| regex::Regex::new(r"\+?\d{8,}").expect("a valid regex"));
-    NUMBER
-        .replace_all(s, |c: &regex::Captures| crate::message::mask_msisdn(&c[0]))
-        .into_owned()
 }
 
 #[cfg(test)]

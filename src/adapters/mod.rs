@@ -22,7 +22,7 @@ pub mod sms;
 pub mod ussd;
 
 pub use error::AdapterError;
-pub(crate) use error::{mask_numbers, JsonKind};
+pub(crate) use error::JsonKind;
 pub use sms::{
     DeliveryReport, DeliveryStatus, DlrDialect, MessageRef, SmsAuth, SmsDialect, SmsWebhook,
 };

@@ -283,14 +283,8 @@ async fn call(req: reqwest::RequestBuilder) -> Result<String, SendError> {
 /// A provider's answer cut short for a failure reason, with anything that looks like a
 /// phone number masked: reasons reach logs, dead letters and `GET /messages/{id}`.
 fn clip(s: &str) -> String {
-    static NUMBER: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"\+?\d{8,}").expect("a valid regex"));
     let short: String = s.chars().take(200).collect();
-    NUMBER
-        .replace_all(&short, |c: &regex::Captures| {
-            crate::message::mask_msisdn(&c[0])
-        })
-        .into_owned()
+    crate::message::mask_numbers(&short)
 }
 
 fn transport(e: reqwest::Error) -> SendError {

@@ -13,10 +13,8 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 use super::SmsAuth;
-use crate::adapters::{
-    field, mask_numbers, parse_form, required, AdapterError, RawRequest, RawResponse,
-};
-use crate::message::{normalize_msisdn, SmsInbound, SmsReply};
+use crate::adapters::{field, parse_form, required, AdapterError, RawRequest, RawResponse};
+use crate::message::{mask_numbers, normalize_msisdn, SmsInbound, SmsReply};
 
 /// The signature Twilio computes for `url` and form `params`.
 pub fn signature(token: &str, url: &str, params: &[(String, String)]) -> String {
