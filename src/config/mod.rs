@@ -525,7 +525,7 @@ unknown = 1
         let all = problems(text);
         for needle in [
             "nowhere",
-            "t.toml:tenant t: error: data source `conso`: `timeout_ms` (1500) is more than the gateway gives a lookup: half of `hop_timeout_ms`, 500",
+            "t.toml:tenant t: error: data source `conso`: `timeout_ms` (1500) is more than the gateway gives a lookup: half of the largest hop budget (`hop_timeout_ms`, or a channel's), 500",
             "t.toml:tenant t: error: data source `conso`: `headers.Authorization`: environment variable `TAMTAM_TEST_SURELY_UNSET_VARIABLE` is not set",
             "t.toml:tenant t: error: data source `hash`: a redis source needs `url`",
             "t.toml:tenant t: error: data source `hash`: unknown option `unknown`",

@@ -52,8 +52,8 @@ pub struct SourceContext<'a> {
     pub base: &'a Path,
     /// The gateway's Redis (`redis_url` or `TAMTAM_REDIS_URL`), the default of `redis` sources.
     pub redis_url: Option<&'a str>,
-    /// The gateway's `hop_timeout_ms`: a lookup gets half of it, so a source's own
-    /// `timeout_ms` must fit in that half.
+    /// The largest hop budget (`hop_timeout_ms`, or a channel's own): a lookup gets half of
+    /// its hop's budget, so a source's own `timeout_ms` must fit in half of this one.
     pub hop_timeout: Duration,
     /// Reads `${NAME}` in header values (the environment, or a test's stand-in).
     pub env: &'a dyn Fn(&str) -> Option<String>,
@@ -98,7 +98,7 @@ impl RawSource {
     }
 
     /// `timeout_ms`, else `default`: at least 1 ms, and within what the gateway gives a
-    /// lookup (half of `hop_timeout_ms`).
+    /// lookup (half of the largest hop budget).
     pub(super) fn timeout(
         &self,
         default: Duration,
@@ -111,7 +111,7 @@ impl RawSource {
             problems.push("`timeout_ms` must be at least 1".into());
         } else if t.as_millis() > most {
             problems.push(format!(
-                "`timeout_ms` ({}) is more than the gateway gives a lookup: half of `hop_timeout_ms`, {most}",
+                "`timeout_ms` ({}) is more than the gateway gives a lookup: half of the largest hop budget (`hop_timeout_ms`, or a channel's), {most}",
                 t.as_millis()
             ));
         }
