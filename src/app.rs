@@ -264,10 +264,12 @@ impl App {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let admin_address = admin
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let admin_local = admin.local_addr();
+        if admin_local.as_ref().is_ok_and(|a| !a.ip().is_loopback()) {
+            // Open by design (no credentials), so say where: an operator must keep it private.
+            tracing::warn!(admin = %admin_local.as_ref().map(|a| a.to_string()).unwrap_or_default(), "the admin listener is unauthenticated and not on loopback: reach it only from a private network");
+        }
+        let admin_address = admin_local.map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             address = %address,
             admin = %admin_address,
