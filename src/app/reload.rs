@@ -119,6 +119,7 @@ impl Reloader {
         seen.version.clone_from(&version);
         let running = self.status.version();
         let ok = loaded.is_some();
+        let mut swap_in = None;
         if let Some(loaded) = loaded {
             for key in changed_settings(&seen.started, &settings(&self.path)) {
                 tracing::warn!(
@@ -127,7 +128,7 @@ impl Reloader {
                 );
             }
             let count = loaded.tenants.len();
-            self.tenants.store(Arc::new(Tenants::new(loaded.tenants)));
+            swap_in = Some(Tenants::new(loaded.tenants));
             seen.files = files;
             tracing::info!(
                 version = %version,
@@ -149,8 +150,13 @@ impl Reloader {
             problems: problems.len(),
             version,
         };
+        // Recorded before the swap, so whoever is served the new version also sees it
+        // counted (`/readyz`, the metrics).
         self.status.record(result.clone());
         crate::metrics::reload_result(result.ok, &result.version);
+        if let Some(tenants) = swap_in {
+            self.tenants.store(Arc::new(tenants));
+        }
         result
     }
 
